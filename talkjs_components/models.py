@@ -1,0 +1,244 @@
+"""Data models of users, conversations, messages, unreads and events.
+
+Field names are snake_case in Python and camelCase on the wire, like TalkJS's
+JSON (``photo_url`` is ``photoUrl``). Models validate on construction, so a
+value that breaks a limit raises pydantic's ``ValidationError`` naming the
+field. Timestamps are integers in milliseconds since the Unix epoch (UTC), as
+in TalkJS.
+
+Update semantics follow TalkJS: for a partial update, a field that is not set
+is left as it is and a field set to ``None`` is deleted. Pydantic records
+which fields were set (``model_fields_set``), and the store relies on it.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "MAX_CUSTOM_FIELDS",
+    "MAX_ID_LENGTH",
+    "MAX_TEXT_LENGTH",
+    "AccessLevel",
+    "ChatEvent",
+    "Conversation",
+    "ConversationAttributes",
+    "ConversationUpdated",
+    "Message",
+    "MessageOrigin",
+    "MessageSent",
+    "MessageType",
+    "MessagesPage",
+    "MessagesRead",
+    "Participation",
+    "UnreadConversation",
+    "User",
+    "now_ms",
+]
+
+MAX_ID_LENGTH = 200
+"""Maximum length of a user, conversation or message id, in characters."""
+
+MAX_TEXT_LENGTH = 20_000
+"""Maximum length of a message text, in characters."""
+
+MAX_CUSTOM_FIELDS = 100
+"""Maximum number of keys in a ``custom`` dictionary."""
+
+Id = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[^\x00-\x1f/\\]+$"),
+]
+"""An id: 1 to 200 characters, no control characters and no slashes (ids appear in URLs)."""
+
+CustomData = Annotated[dict[str, str], Field(max_length=MAX_CUSTOM_FIELDS)]
+NullableCustomData = Annotated[dict[str, str | None], Field(max_length=MAX_CUSTOM_FIELDS)]
+
+
+def now_ms() -> int:
+    """Return the current time in milliseconds since the Unix epoch."""
+    return time.time_ns() // 1_000_000
+
+
+class WireModel(BaseModel):
+    """Base of every model: camelCase aliases on the wire, either name accepted in Python."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+    def to_wire(self) -> dict[str, object]:
+        """Return the JSON-ready dictionary with camelCase keys."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class AccessLevel(StrEnum):
+    """Access of a participant to a conversation."""
+
+    READ = "Read"
+    READ_WRITE = "ReadWrite"
+
+
+class MessageType(StrEnum):
+    """Kind of message: written by a user, or posted by the system (no sender)."""
+
+    USER = "UserMessage"
+    SYSTEM = "SystemMessage"
+
+
+class MessageOrigin(StrEnum):
+    """Where a message was sent from, as in TalkJS."""
+
+    WEB = "web"
+    REST = "rest"
+    IMPORT = "import"
+    EMAIL = "email"
+
+
+class User(WireModel):
+    """A chat user.
+
+    In a partial update (``ChatService.upsert_user``), unset fields are left as
+    stored and fields set to ``None`` are deleted.
+    """
+
+    id: Id
+    name: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    email: list[str] | None = None
+    phone: list[str] | None = None
+    photo_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    role: Annotated[str, StringConstraints(max_length=200)] | None = None
+    locale: Annotated[str, StringConstraints(max_length=50)] | None = None
+    welcome_message: Annotated[str, StringConstraints(max_length=MAX_TEXT_LENGTH)] | None = None
+    custom: NullableCustomData | None = None
+    created_at: int | None = None
+
+    @property
+    def display_name(self) -> str:
+        """The name to show: ``name``, or the id when the user has no name."""
+        return self.name or self.id
+
+
+class Participation(WireModel):
+    """A user's membership settings in one conversation."""
+
+    access: AccessLevel = AccessLevel.READ_WRITE
+    notify: bool = True
+
+
+class ConversationAttributes(WireModel):
+    """A partial update of a conversation's attributes.
+
+    Unset fields are left as stored; ``None`` deletes. In ``custom``, a key set
+    to ``None`` is removed and other keys are merged into the stored ones.
+    """
+
+    subject: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    photo_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    welcome_messages: Annotated[list[str], Field(max_length=20)] | None = None
+    custom: NullableCustomData | None = None
+
+
+class Conversation(WireModel):
+    """A conversation with its participants, keyed by user id."""
+
+    id: Id
+    subject: str | None = None
+    photo_url: str | None = None
+    welcome_messages: list[str] | None = None
+    custom: CustomData = Field(default_factory=dict)
+    participants: dict[str, Participation] = Field(default_factory=dict)
+    created_at: int = 0
+    last_message_at: int | None = None
+
+    def access_of(self, user_id: str) -> AccessLevel | None:
+        """Return ``user_id``'s access, or ``None`` when they are not a participant."""
+        participation = self.participants.get(user_id)
+        return participation.access if participation else None
+
+
+class Message(WireModel):
+    """A message in a conversation.
+
+    ``read_by`` lists the participants other than the sender who have read it.
+    ``sender_id`` is ``None`` for system messages.
+    """
+
+    id: Id
+    conversation_id: Id
+    sender_id: Id | None
+    text: Annotated[str, StringConstraints(max_length=MAX_TEXT_LENGTH)]
+    type: MessageType = MessageType.USER
+    created_at: int
+    edited_at: int | None = None
+    read_by: list[str] = Field(default_factory=list)
+    custom: CustomData = Field(default_factory=dict)
+    origin: MessageOrigin = MessageOrigin.WEB
+
+
+class MessagesPage(WireModel):
+    """One page of a conversation's messages, oldest first.
+
+    ``has_more`` tells whether messages older than the first one exist; pass
+    the first message's id as ``before`` to fetch them.
+    """
+
+    messages: list[Message]
+    has_more: bool
+
+
+class UnreadConversation(WireModel):
+    """A conversation in which the user has unread messages."""
+
+    conversation: Conversation
+    last_message: Message
+    unread_message_count: int
+
+
+class MessageSent(WireModel):
+    """Event: a message was added to a conversation."""
+
+    type: Literal["message_sent"] = "message_sent"
+    conversation: Conversation
+    message: Message
+
+
+class ConversationUpdated(WireModel):
+    """Event: a conversation's attributes or participants changed.
+
+    ``removed_user_ids`` lists users who stopped being participants in this
+    change; they receive this one event and nothing later.
+    """
+
+    type: Literal["conversation_updated"] = "conversation_updated"
+    conversation: Conversation
+    removed_user_ids: list[str] = Field(default_factory=list)
+
+
+class MessagesRead(WireModel):
+    """Event: a participant read a conversation up to and including a message.
+
+    ``unread_message_count`` is that participant's remaining unread count in
+    the conversation (usually 0).
+    """
+
+    type: Literal["messages_read"] = "messages_read"
+    conversation: Conversation
+    user_id: str
+    last_read_message_id: str | None
+    unread_message_count: int
+
+
+ChatEvent = Annotated[
+    MessageSent | ConversationUpdated | MessagesRead,
+    Field(discriminator="type"),
+]
+"""Any event published by the chat service."""
