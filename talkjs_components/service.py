@@ -10,22 +10,45 @@ Authorization rules:
 - a user may create a conversation that includes themselves, and may change a
   conversation's attributes and participants while they are a ReadWrite
   participant.
+
+Events travel through the broker even inside one process: every mutating
+operation publishes one JSON event on the channel ``talkjs:{app_id}:events``,
+and every service of that app decodes each payload once and calls the local
+listeners of the event's participants. A service therefore reads nothing from
+the store to deliver an event. When publishing fails after a change was
+stored, the operation still succeeds and the failure is logged, because the
+change itself is durable and clients see it when they reload.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import functools
+import itertools
+import logging
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, Protocol, TypeVar, runtime_checkable
 
-from .broker import Broker
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from .broker import Broker, BrokerSubscription
+from .errors import ChatError, InvalidInput, NotFound, PermissionDenied
 from .models import (
+    MAX_CUSTOM_FIELDS,
+    MAX_ID_LENGTH,
+    MAX_TEXT_LENGTH,
+    AccessLevel,
     ChatEvent,
     Conversation,
     ConversationAttributes,
+    ConversationUpdated,
+    Id,
     Message,
     MessageOrigin,
+    MessageSent,
     MessagesPage,
+    MessagesRead,
     MessageType,
     Participation,
     UnreadConversation,
@@ -34,6 +57,15 @@ from .models import (
 from .store import Store
 
 __all__ = ["TRUSTED", "Actor", "ChatService", "Limits", "Subscription"]
+
+logger = logging.getLogger("talkjs_components.service")
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_M = TypeVar("_M", bound=BaseModel)
+
+_EVENT_ADAPTER: TypeAdapter[ChatEvent] = TypeAdapter(ChatEvent)
+_ID_ADAPTER: TypeAdapter[str] = TypeAdapter(Id)
 
 
 class _Trusted(enum.Enum):
@@ -73,34 +105,206 @@ class Subscription:
             cancel()
 
 
+@dataclass(slots=True)
+class _NewMessage:
+    """The fields of a message to insert; satisfies ``store.NewMessage``."""
+
+    conversation_id: str
+    sender_id: str | None
+    text: str
+    type: MessageType
+    custom: dict[str, str] = field(default_factory=dict)
+    origin: MessageOrigin = MessageOrigin.WEB
+    idempotency_key: str | None = None
+
+
+@runtime_checkable
+class _ReadPositionStore(Protocol):
+    """A store that also reports whether ``mark_read`` moved the read position.
+
+    ``Store.mark_read`` returns only the last read message and the unread
+    count, which do not show whether the position moved.
+    ``SQLiteStore.advance_read_position`` also returns that flag, computed inside the
+    transaction that moves the position.
+    """
+
+    async def advance_read_position(
+        self, conversation_id: str, user_id: str, message_id: str | None
+    ) -> tuple[str | None, int, bool]: ...
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    RUNNING = "running"
+    CLOSED = "closed"
+
+
+def _converting_validation_errors(
+    method: Callable[_P, Coroutine[Any, Any, _R]],
+) -> Callable[_P, Coroutine[Any, Any, _R]]:
+    """Wrap a service method so that a pydantic ``ValidationError`` becomes ``InvalidInput``."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(*args, **kwargs)
+        except ValidationError as exc:
+            raise _invalid_input_from(exc) from exc
+
+    return wrapper
+
+
 class ChatService:
-    """The chat domain core of one app."""
+    """The chat domain core of one app.
+
+    Args:
+        store: The app's store. ``start()`` opens it and ``close()`` closes it.
+        broker: The broker that carries events between the services of the app.
+        app_id: The app's id; it names the broker channel.
+        limits: Limits to enforce; the defaults of :class:`Limits` when omitted.
+        owns_broker: Whether ``start()`` starts the broker and ``close()``
+            closes it. Pass ``False`` for a broker shared by several services,
+            and start and close it yourself.
+
+    The service runs from ``start()`` to ``close()``. Other operations raise
+    :class:`~talkjs_components.errors.ChatError` with code
+    ``service_not_running`` before ``start()`` and ``service_closed`` after
+    ``close()``. A closed service cannot be started again.
+    """
 
     def __init__(
-        self, store: Store, broker: Broker, *, app_id: str, limits: Limits | None = None
+        self,
+        store: Store,
+        broker: Broker,
+        *,
+        app_id: str,
+        limits: Limits | None = None,
+        owns_broker: bool = True,
     ) -> None:
-        raise NotImplementedError
+        self._store = store
+        self._broker = broker
+        self._app_id = app_id
+        self._limits = limits or Limits()
+        self._owns_broker = owns_broker
+        self._channel = f"talkjs:{app_id}:events"
+        self._state = _State.NEW
+        self._broker_subscription: BrokerSubscription | None = None
+        self._listeners: dict[str, dict[int, Callable[[ChatEvent], None]]] = {}
+        self._listener_ids = itertools.count()
+
+    @property
+    def app_id(self) -> str:
+        """The app whose data this service manages."""
+        return self._app_id
+
+    @property
+    def limits(self) -> Limits:
+        """The limits this service enforces."""
+        return self._limits
+
+    # Lifecycle
 
     async def start(self) -> None:
-        """Open the store and subscribe to the broker."""
-        raise NotImplementedError
+        """Open the store, start the broker if the service owns it, and subscribe to events.
+
+        Raises:
+            ChatError: the service was already started or closed.
+            StorageError: the store cannot be opened.
+        """
+        if self._state is not _State.NEW:
+            raise ChatError(
+                f"chat service for app '{self._app_id}' was already started: "
+                "call start() once, or create a new ChatService after close()",
+                code="service_already_started",
+            )
+        await self._store.open()
+        try:
+            if self._owns_broker:
+                await self._broker.start()
+            self._broker_subscription = await self._broker.subscribe(
+                self._channel, self._on_broker_payload
+            )
+        except BaseException:
+            await self._close_broker_and_store()
+            raise
+        self._state = _State.RUNNING
+        logger.info("chat service started for app %r", self._app_id)
 
     async def close(self) -> None:
-        """Unsubscribe from the broker and close the store."""
-        raise NotImplementedError
+        """Unsubscribe from the broker, close the broker if the service owns it, close the store.
 
+        Local listeners are dropped. Calling ``close()`` again does nothing.
+        """
+        if self._state is _State.CLOSED:
+            return
+        was_running = self._state is _State.RUNNING
+        self._state = _State.CLOSED
+        self._listeners.clear()
+        if not was_running:
+            return
+        await self._close_broker_and_store()
+        logger.info("chat service closed for app %r", self._app_id)
+
+    async def _close_broker_and_store(self) -> None:
+        subscription, self._broker_subscription = self._broker_subscription, None
+        try:
+            if subscription is not None:
+                await subscription.unsubscribe()
+            if self._owns_broker:
+                await self._broker.close()
+        finally:
+            await self._store.close()
+
+    def _require_running(self) -> None:
+        if self._state is _State.NEW:
+            raise ChatError(
+                f"chat service for app '{self._app_id}' is not running: "
+                "call await service.start() first",
+                code="service_not_running",
+            )
+        if self._state is _State.CLOSED:
+            raise self._closed_error()
+
+    def _closed_error(self) -> ChatError:
+        return ChatError(
+            f"chat service for app '{self._app_id}' is closed: create a new ChatService",
+            code="service_closed",
+        )
+
+    # Users
+
+    @_converting_validation_errors
     async def upsert_user(self, user: User) -> User:
-        """Create or update a user (unset fields kept, ``None`` deletes)."""
-        raise NotImplementedError
+        """Create or update a user (unset fields kept, ``None`` deletes).
 
+        A ``custom`` key set to ``None`` is removed and the other keys are
+        merged into the stored ones. No event is published, because events
+        describe conversations.
+        """
+        self._require_running()
+        user = _as_model(User, user)
+        return await self._store.upsert_user(user)
+
+    @_converting_validation_errors
     async def get_user(self, user_id: str) -> User:
         """Return a user; raise ``NotFound`` for an unknown id."""
-        raise NotImplementedError
+        self._require_running()
+        user_id = _check_id("user id", user_id)
+        user = (await self._store.get_users([user_id])).get(user_id)
+        if user is None:
+            raise NotFound(f"user '{user_id}' not found: upsert the user first")
+        return user
 
+    @_converting_validation_errors
     async def get_users(self, user_ids: list[str]) -> dict[str, User]:
         """Return the known users among ``user_ids``."""
-        raise NotImplementedError
+        self._require_running()
+        checked = [_check_id("user id", user_id) for user_id in user_ids]
+        return await self._store.get_users(list(dict.fromkeys(checked)))
 
+    # Conversations
+
+    @_converting_validation_errors
     async def sync_conversation(
         self,
         actor: Actor,
@@ -108,23 +312,89 @@ class ChatService:
         attributes: ConversationAttributes | None = None,
         participants: Mapping[str, Participation] | None = None,
     ) -> Conversation:
-        """Create or update a conversation and add or update participants."""
-        raise NotImplementedError
+        """Create or update a conversation and add or update participants.
 
+        Attributes merge like ``upsert_user``. Listed participants are added
+        or updated and the others are left as they are. Publishes
+        ``ConversationUpdated`` when the conversation was created or changed.
+
+        Raises:
+            PermissionDenied: a user actor creates a conversation without
+                including themselves, or changes one where they are not a
+                ReadWrite participant.
+            NotFound: a listed participant is not a stored user.
+        """
+        self._require_running()
+        actor = _check_actor(actor)
+        conversation_id = _check_id("conversation id", conversation_id)
+        if attributes is not None:
+            attributes = _as_model(ConversationAttributes, attributes)
+        checked_participants = _check_participants(participants)
+
+        existing = await self._store.get_conversation(conversation_id)
+        _authorize_sync(actor, conversation_id, existing, checked_participants)
+        conversation, created = await self._store.upsert_conversation(
+            conversation_id, attributes, checked_participants
+        )
+        if created or conversation != existing:
+            await self._publish(ConversationUpdated(conversation=conversation))
+        return conversation
+
+    @_converting_validation_errors
     async def get_conversation(self, actor: Actor, conversation_id: str) -> Conversation:
-        """Return a conversation the actor participates in."""
-        raise NotImplementedError
+        """Return a conversation the actor participates in.
 
+        Raises:
+            NotFound: the conversation does not exist.
+            PermissionDenied: the actor is a user who is not a participant.
+        """
+        self._require_running()
+        actor = _check_actor(actor)
+        conversation_id = _check_id("conversation id", conversation_id)
+        conversation = await self._require_conversation(conversation_id)
+        _require_participant(actor, conversation)
+        return conversation
+
+    @_converting_validation_errors
     async def remove_participant(
         self, actor: Actor, conversation_id: str, user_id: str
     ) -> Conversation:
-        """Remove a participant (users may remove themselves)."""
-        raise NotImplementedError
+        """Remove a participant (users may remove themselves).
 
+        Other removals need :data:`TRUSTED` or a ReadWrite participant.
+        Publishes ``ConversationUpdated`` with ``removed_user_ids``, which the
+        removed user receives as their last event of the conversation.
+
+        Raises:
+            NotFound: the conversation does not exist or ``user_id`` is not a participant.
+            PermissionDenied: the actor may not remove ``user_id``.
+        """
+        self._require_running()
+        actor = _check_actor(actor)
+        conversation_id = _check_id("conversation id", conversation_id)
+        user_id = _check_id("user id", user_id)
+
+        conversation = await self._require_conversation(conversation_id)
+        if actor != user_id:
+            _require_write_access(actor, conversation, "removing other participants")
+        if conversation.access_of(user_id) is None:
+            raise NotFound(
+                f"user '{user_id}' is not a participant of conversation '{conversation_id}'"
+            )
+        updated = await self._store.remove_participant(conversation_id, user_id)
+        await self._publish(ConversationUpdated(conversation=updated, removed_user_ids=[user_id]))
+        return updated
+
+    @_converting_validation_errors
     async def list_conversations(self, user_id: str) -> list[Conversation]:
         """Return the user's conversations, most recent activity first."""
-        raise NotImplementedError
+        self._require_running()
+        user_id = _check_id("user id", user_id)
+        return await self._store.list_user_conversations(user_id)
 
+    # Messages
+
+    @_converting_validation_errors
     async def send_message(
         self,
         actor: Actor,
@@ -137,25 +407,424 @@ class ChatService:
         idempotency_key: str | None = None,
         origin: MessageOrigin = MessageOrigin.WEB,
     ) -> Message:
-        """Store a message and publish it to the conversation's participants."""
-        raise NotImplementedError
+        """Store a message and publish it to the conversation's participants.
 
+        A user actor sends as themselves: ``sender_id`` may be omitted or equal
+        to the actor. :data:`TRUSTED` must pass ``sender_id`` for a
+        UserMessage and is the only actor that may send a SystemMessage, which
+        has no sender. Sending with an ``idempotency_key`` that the same
+        sender already used in the conversation returns the first message and
+        publishes nothing.
+
+        Raises:
+            InvalidInput: an id, the text, ``custom`` or the key is invalid.
+            NotFound: the conversation does not exist.
+            PermissionDenied: the sender is not a ReadWrite participant, or
+                the actor may not send as ``sender_id`` or send a SystemMessage.
+        """
+        self._require_running()
+        actor = _check_actor(actor)
+        conversation_id = _check_id("conversation id", conversation_id)
+        message_type = _check_enum(MessageType, type, "type")
+        new_message = _NewMessage(
+            conversation_id=conversation_id,
+            sender_id=_resolve_sender(actor, sender_id, message_type),
+            text=_check_text(text, message_type),
+            type=message_type,
+            custom=_check_custom(custom),
+            origin=_check_enum(MessageOrigin, origin, "origin"),
+            idempotency_key=_check_idempotency_key(idempotency_key),
+        )
+
+        conversation = await self._require_conversation(conversation_id)
+        if new_message.sender_id is not None:
+            _require_write_access(new_message.sender_id, conversation, "sending")
+        message, created = await self._store.insert_message(new_message)
+        if created:
+            updated = conversation.model_copy(update={"last_message_at": message.created_at})
+            await self._publish(MessageSent(conversation=updated, message=message))
+        else:
+            logger.debug(
+                "idempotency key %r of conversation %r matched message %r; nothing published",
+                new_message.idempotency_key,
+                conversation_id,
+                message.id,
+            )
+        return message
+
+    @_converting_validation_errors
     async def list_messages(
         self, actor: Actor, conversation_id: str, *, limit: int = 30, before: str | None = None
     ) -> MessagesPage:
-        """Return a page of messages, oldest first."""
-        raise NotImplementedError
+        """Return a page of messages, oldest first.
 
+        The page contains the newest ``limit`` messages older than the message
+        ``before`` (or the newest messages without it). Pass the first
+        message's id as ``before`` to fetch the previous page.
+
+        Raises:
+            InvalidInput: ``limit`` is outside 1 to ``limits.max_page_size``.
+            NotFound: the conversation or the message ``before`` does not exist.
+            PermissionDenied: the actor is a user who is not a participant.
+        """
+        self._require_running()
+        actor = _check_actor(actor)
+        conversation_id = _check_id("conversation id", conversation_id)
+        _check_limit(limit, self._limits.max_page_size)
+        if before is not None:
+            before = _check_id("message id", before)
+
+        conversation = await self._require_conversation(conversation_id)
+        _require_participant(actor, conversation)
+        return await self._store.list_messages(
+            conversation_id, limit=limit, before_message_id=before
+        )
+
+    # Read positions
+
+    @_converting_validation_errors
     async def mark_read(
         self, user_id: str, conversation_id: str, message_id: str | None = None
     ) -> None:
-        """Mark the conversation read up to ``message_id`` (default: the newest)."""
-        raise NotImplementedError
+        """Mark the conversation read up to ``message_id`` (default: the newest).
 
+        The read position never moves backwards. Publishes ``MessagesRead``
+        only when the position moved.
+
+        Raises:
+            NotFound: the conversation or the message does not exist.
+            PermissionDenied: the user is not a participant.
+        """
+        self._require_running()
+        user_id = _check_id("user id", user_id)
+        conversation_id = _check_id("conversation id", conversation_id)
+        if message_id is not None:
+            message_id = _check_id("message id", message_id)
+
+        conversation = await self._require_conversation(conversation_id)
+        _require_participant(user_id, conversation)
+        last_read_id, unread_count, moved = await self._advance_read_position(
+            conversation_id, user_id, message_id
+        )
+        if moved:
+            await self._publish(
+                MessagesRead(
+                    conversation=conversation,
+                    user_id=user_id,
+                    last_read_message_id=last_read_id,
+                    unread_message_count=unread_count,
+                )
+            )
+
+    async def _advance_read_position(
+        self, conversation_id: str, user_id: str, message_id: str | None
+    ) -> tuple[str | None, int, bool]:
+        store = self._store
+        if isinstance(store, _ReadPositionStore):
+            return await store.advance_read_position(conversation_id, user_id, message_id)
+        # NOTE: with a store that implements only Store.mark_read, "moved" is
+        # inferred from the unread count before and after. A message that
+        # arrives between the two reads can hide a move, so the MessagesRead
+        # event is then missed.
+        before = await self._unread_count(user_id, conversation_id)
+        last_read_id, unread_count = await store.mark_read(conversation_id, user_id, message_id)
+        return last_read_id, unread_count, unread_count < before
+
+    async def _unread_count(self, user_id: str, conversation_id: str) -> int:
+        for unread in await self._store.get_unreads(user_id):
+            if unread.conversation.id == conversation_id:
+                return unread.unread_message_count
+        return 0
+
+    @_converting_validation_errors
     async def get_unreads(self, user_id: str) -> list[UnreadConversation]:
-        """Return the user's conversations with unread messages."""
-        raise NotImplementedError
+        """Return the user's conversations with unread messages, most recent first."""
+        self._require_running()
+        user_id = _check_id("user id", user_id)
+        return await self._store.get_unreads(user_id)
+
+    # Events
 
     def subscribe(self, user_id: str, listener: Callable[[ChatEvent], None]) -> Subscription:
-        """Call ``listener`` with every event of the user's conversations."""
-        raise NotImplementedError
+        """Call ``listener`` with every event of the user's conversations.
+
+        The listener runs on the event loop, receives one user's events in
+        publish order, and also receives the ``ConversationUpdated`` that
+        removes the user from a conversation. A listener that raises is
+        logged and does not affect the other listeners. Listeners may be
+        added before ``start()``.
+
+        Raises:
+            InvalidInput: ``user_id`` is not a valid id.
+            ChatError: the service is closed.
+        """
+        if self._state is _State.CLOSED:
+            raise self._closed_error()
+        user_id = _check_id("user id", user_id)
+        listener_id = next(self._listener_ids)
+        self._listeners.setdefault(user_id, {})[listener_id] = listener
+        return Subscription(functools.partial(self._remove_listener, user_id, listener_id))
+
+    def _remove_listener(self, user_id: str, listener_id: int) -> None:
+        listeners = self._listeners.get(user_id)
+        if listeners is None:
+            return
+        listeners.pop(listener_id, None)
+        if not listeners:
+            del self._listeners[user_id]
+
+    async def _publish(self, event: ChatEvent) -> None:
+        payload = event.model_dump_json(by_alias=True).encode()
+        try:
+            await self._broker.publish(self._channel, payload)
+        except Exception:
+            # The change is already stored, so the operation succeeded; only
+            # the live update is lost and clients see the change on reload.
+            logger.exception(
+                "publishing %s of conversation %r on channel %r failed; listeners miss this event",
+                event.type,
+                event.conversation.id,
+                self._channel,
+            )
+
+    def _on_broker_payload(self, payload: bytes) -> None:
+        if self._state is not _State.RUNNING:
+            return
+        try:
+            event = _EVENT_ADAPTER.validate_json(payload)
+        except ValidationError:
+            logger.exception(
+                "ignored an invalid event payload of %d bytes on channel %r",
+                len(payload),
+                self._channel,
+            )
+            return
+        for user_id in _recipients(event):
+            self._dispatch(user_id, event)
+
+    def _dispatch(self, user_id: str, event: ChatEvent) -> None:
+        listeners = self._listeners.get(user_id)
+        if not listeners:
+            return
+        for listener_id, listener in list(listeners.items()):
+            # An earlier listener may have unsubscribed this one.
+            if listener_id not in listeners:
+                continue
+            try:
+                listener(event)
+            except Exception:
+                logger.exception(
+                    "event listener of user %r raised on %s in conversation %r; "
+                    "other listeners still receive the event",
+                    user_id,
+                    event.type,
+                    event.conversation.id,
+                )
+
+    async def _require_conversation(self, conversation_id: str) -> Conversation:
+        conversation = await self._store.get_conversation(conversation_id)
+        if conversation is None:
+            raise NotFound(f"conversation '{conversation_id}' not found")
+        return conversation
+
+
+# Authorization
+
+
+def _require_participant(actor: Actor, conversation: Conversation) -> None:
+    if actor is TRUSTED or conversation.access_of(actor) is not None:
+        return
+    raise PermissionDenied(
+        f"user '{actor}' is not a participant of conversation '{conversation.id}'"
+    )
+
+
+def _require_write_access(actor: Actor, conversation: Conversation, action: str) -> None:
+    """Raise ``PermissionDenied`` unless the actor is trusted or a ReadWrite participant."""
+    if actor is TRUSTED:
+        return
+    access = conversation.access_of(actor)
+    if access is AccessLevel.READ_WRITE:
+        return
+    if access is None:
+        raise PermissionDenied(
+            f"user '{actor}' is not a participant of conversation '{conversation.id}'; "
+            f"{action} needs ReadWrite access"
+        )
+    raise PermissionDenied(
+        f"user '{actor}' has {access.value} access to conversation '{conversation.id}'; "
+        f"{action} needs ReadWrite"
+    )
+
+
+def _authorize_sync(
+    actor: Actor,
+    conversation_id: str,
+    existing: Conversation | None,
+    participants: Mapping[str, Participation] | None,
+) -> None:
+    if actor is TRUSTED:
+        return
+    if existing is not None:
+        _require_write_access(actor, existing, "changing the conversation")
+        return
+    if participants is None or actor not in participants:
+        raise PermissionDenied(
+            f"user '{actor}' cannot create conversation '{conversation_id}' without "
+            "being one of its participants: include the user in participants"
+        )
+
+
+def _resolve_sender(actor: Actor, sender_id: str | None, message_type: MessageType) -> str | None:
+    """Return the sender of a new message after checking it against the actor and type."""
+    if sender_id is not None:
+        sender_id = _check_id("sender_id", sender_id)
+    if message_type is MessageType.SYSTEM:
+        if actor is not TRUSTED:
+            raise PermissionDenied(
+                f"user '{actor}' cannot send a SystemMessage: only trusted server code can"
+            )
+        if sender_id is not None:
+            raise InvalidInput(
+                f"sender_id '{sender_id}' is not allowed on a SystemMessage: "
+                "leave sender_id unset, because system messages have no sender"
+            )
+        return None
+    if actor is TRUSTED:
+        if sender_id is None:
+            raise InvalidInput(
+                "sender_id is missing: a UserMessage sent as TRUSTED needs the sender's user id"
+            )
+        return sender_id
+    if sender_id is not None and sender_id != actor:
+        raise PermissionDenied(
+            f"user '{actor}' cannot send as '{sender_id}': leave sender_id unset or pass '{actor}'"
+        )
+    return actor
+
+
+def _recipients(event: ChatEvent) -> list[str]:
+    user_ids = list(event.conversation.participants)
+    if isinstance(event, ConversationUpdated):
+        user_ids.extend(event.removed_user_ids)
+    return list(dict.fromkeys(user_ids))
+
+
+# Input validation
+
+
+def _shorten(value: object) -> str:
+    """Quote a value for an error message, cut to 60 characters."""
+    text = str(value)
+    if len(text) <= 60:
+        return f"'{text}'"
+    return f"'{text[:60]}...' ({len(text)} characters)"
+
+
+def _check_id(kind: str, value: object) -> str:
+    try:
+        return _ID_ADAPTER.validate_python(value)
+    except ValidationError as exc:
+        raise InvalidInput(
+            f"{kind} {_shorten(value)} is invalid: use 1 to {MAX_ID_LENGTH} characters "
+            "without slashes, backslashes or control characters"
+        ) from exc
+
+
+def _check_actor(actor: Actor) -> Actor:
+    if actor is TRUSTED:
+        return actor
+    return _check_id("actor user id", actor)
+
+
+def _check_limit(limit: int, max_page_size: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise InvalidInput(f"limit {limit!r} is not an integer: use 1 to {max_page_size}")
+    if not 1 <= limit <= max_page_size:
+        raise InvalidInput(f"limit {limit} is out of range: use 1 to {max_page_size}")
+
+
+def _check_text(text: str, message_type: MessageType) -> str:
+    if not isinstance(text, str):
+        raise InvalidInput(f"message text must be a string, not {type(text).__name__}")
+    if len(text) > MAX_TEXT_LENGTH:
+        raise InvalidInput(
+            f"message text has {len(text)} characters, over the limit of {MAX_TEXT_LENGTH}: "
+            "shorten it or split it into several messages"
+        )
+    if message_type is MessageType.USER and not text.strip():
+        raise InvalidInput(
+            "message text is empty: a UserMessage needs at least one non-whitespace character"
+        )
+    return text
+
+
+def _check_custom(custom: Mapping[str, str] | None) -> dict[str, str]:
+    if custom is None:
+        return {}
+    if len(custom) > MAX_CUSTOM_FIELDS:
+        raise InvalidInput(
+            f"custom has {len(custom)} keys, over the limit of {MAX_CUSTOM_FIELDS}: "
+            "store fewer keys"
+        )
+    for key, value in custom.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidInput(
+                f"custom entry {_shorten(key)} is invalid: keys and values must be strings"
+            )
+    return dict(custom)
+
+
+def _check_idempotency_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_ID_LENGTH:
+        raise InvalidInput(
+            f"idempotency_key {_shorten(key)} is invalid: use a string of 1 to "
+            f"{MAX_ID_LENGTH} characters"
+        )
+    return key
+
+
+_E = TypeVar("_E", bound=enum.Enum)
+
+
+def _check_enum(enum_type: type[_E], value: object, name: str) -> _E:
+    try:
+        return enum_type(value)
+    except ValueError as exc:
+        allowed = ", ".join(str(member.value) for member in enum_type)
+        raise InvalidInput(f"{name} {_shorten(value)} is invalid: use one of {allowed}") from exc
+
+
+def _check_participants(
+    participants: Mapping[str, Participation] | None,
+) -> dict[str, Participation] | None:
+    if participants is None:
+        return None
+    return {
+        _check_id("participant user id", user_id): _as_model(Participation, participation)
+        for user_id, participation in participants.items()
+    }
+
+
+def _as_model(model: type[_M], value: object) -> _M:
+    """Return ``value`` when it is a ``model`` instance, else validate it as one.
+
+    Raises:
+        ValidationError: ``value`` does not validate; the service methods turn
+            it into ``InvalidInput``.
+    """
+    if isinstance(value, model):
+        return value
+    return model.model_validate(value)
+
+
+def _invalid_input_from(exc: ValidationError) -> InvalidInput:
+    errors = exc.errors()
+    first = errors[0] if errors else None
+    if first is None:
+        return InvalidInput(f"invalid {exc.title}: {exc}")
+    field_name = ".".join(str(part) for part in first["loc"]) or exc.title
+    more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
+    return InvalidInput(f"invalid value for field '{field_name}': {first['msg']}{more}")

@@ -93,7 +93,10 @@ class Store(Protocol):
     async def list_messages(
         self, conversation_id: str, *, limit: int, before_message_id: str | None
     ) -> MessagesPage:
-        """Return up to ``limit`` messages older than ``before_message_id`` (or the newest), oldest first."""
+        """Return up to ``limit`` messages before ``before_message_id``, oldest first.
+
+        Without ``before_message_id``, the newest messages are returned.
+        """
 
     async def mark_read(
         self, conversation_id: str, user_id: str, message_id: str | None

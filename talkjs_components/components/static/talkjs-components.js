@@ -1,0 +1,132 @@
+// Browser-side pieces of talkjs-components, loaded by ReactPy as a JS module.
+// "react" resolves to the Preact build that ReactPy ships, so this file needs
+// no bundler and no network access.
+import React, { useEffect, useLayoutEffect, useRef, useState } from "react";
+
+const h = React.createElement;
+const STYLE_ID = "talkjs-components-style";
+
+// Styles are injected once per page, so components work in any host page.
+// Colours and sizes are CSS custom properties that apps override to theme.
+const STYLES = `
+.tjs-chatbox { --tjs-accent: #2b6cb0; --tjs-bg: #ffffff; --tjs-fg: #1a202c;
+  --tjs-muted: #5a6577; --tjs-own-bg: #e6f0fb; --tjs-other-bg: #f1f3f6;
+  --tjs-border: #d5dae1; --tjs-radius: 10px; --tjs-font: system-ui, sans-serif;
+  display: flex; flex-direction: column; height: 100%; min-height: 320px;
+  background: var(--tjs-bg); color: var(--tjs-fg); font-family: var(--tjs-font);
+  border: 1px solid var(--tjs-border); border-radius: var(--tjs-radius); overflow: hidden; }
+/* ReactPy wraps each JS component in a span; let its content take part in the flex layout. */
+.tjs-chatbox > span { display: contents; }
+.tjs-chatbox__header { padding: 10px 14px; border-bottom: 1px solid var(--tjs-border);
+  font-weight: 600; }
+.tjs-chatbox__header small { display: block; font-weight: 400; color: var(--tjs-muted); }
+.tjs-log { flex: 1; overflow-y: auto; padding: 10px 14px; display: flex; flex-direction: column;
+  gap: 6px; }
+.tjs-message { max-width: 80%; padding: 6px 10px; border-radius: var(--tjs-radius);
+  background: var(--tjs-other-bg); align-self: flex-start; overflow-wrap: anywhere; }
+.tjs-message--own { background: var(--tjs-own-bg); align-self: flex-end; }
+.tjs-message--system { align-self: center; background: none; color: var(--tjs-muted);
+  font-style: italic; }
+.tjs-message__meta { font-size: 0.75em; color: var(--tjs-muted); display: flex; gap: 8px; }
+.tjs-message__sender { font-weight: 600; }
+.tjs-message__text { white-space: pre-wrap; }
+.tjs-composer { display: flex; gap: 8px; padding: 10px; border-top: 1px solid var(--tjs-border); }
+.tjs-composer textarea { flex: 1; resize: none; font: inherit; padding: 6px 8px;
+  border: 1px solid var(--tjs-border); border-radius: 6px; min-height: 2.4em; }
+.tjs-composer button { font: inherit; padding: 6px 14px; border: 0; border-radius: 6px;
+  background: var(--tjs-accent); color: #fff; cursor: pointer; }
+.tjs-composer button:disabled { opacity: 0.5; cursor: default; }
+.tjs-composer textarea:focus-visible, .tjs-composer button:focus-visible {
+  outline: 2px solid var(--tjs-accent); outline-offset: 2px; }
+.tjs-empty, .tjs-loading { color: var(--tjs-muted); padding: 16px; }
+.tjs-error { color: #9b1c1c; padding: 8px 14px; }
+`;
+
+function injectStyles() {
+  if (typeof document === "undefined" || document.getElementById(STYLE_ID)) return;
+  const style = document.createElement("style");
+  style.id = STYLE_ID;
+  style.textContent = STYLES;
+  document.head.appendChild(style);
+}
+injectStyles();
+
+function newKey() {
+  if (window.crypto && window.crypto.randomUUID) return window.crypto.randomUUID();
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}
+
+// The message list. It follows new messages while the reader is at the
+// bottom (within 40 px) and leaves the scroll position alone otherwise.
+export function MessageLog({ label, className, children }) {
+  const ref = useRef(null);
+  const atBottom = useRef(true);
+  const onScroll = () => {
+    const node = ref.current;
+    if (node) atBottom.current = node.scrollHeight - node.scrollTop - node.clientHeight < 40;
+  };
+  useLayoutEffect(() => {
+    const node = ref.current;
+    if (node && atBottom.current) node.scrollTop = node.scrollHeight;
+  });
+  return h(
+    "div",
+    { ref, role: "log", "aria-label": label, "aria-live": "polite", className, onScroll },
+    children,
+  );
+}
+
+// A time of day in the reader's own time zone and locale.
+export function Timestamp({ ms }) {
+  const date = new Date(ms);
+  const text = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return h("time", { dateTime: date.toISOString(), title: date.toLocaleString() }, text);
+}
+
+// The message composer. Keystrokes stay in the browser: the server only
+// hears about a message when it is sent, with a fresh idempotency key so a
+// replayed event never sends it twice.
+export function Composer({
+  onSend,
+  label,
+  sendLabel,
+  placeholder,
+  disabled,
+  disabledPlaceholder,
+  enterSendsMessage = true,
+  conversationId,
+}) {
+  const [text, setText] = useState("");
+  const input = useRef(null);
+  useEffect(() => setText(""), [conversationId]);
+
+  const send = () => {
+    const trimmed = text.trim();
+    if (disabled || !trimmed) return;
+    onSend({ text: trimmed, key: newKey() });
+    setText("");
+    if (input.current) input.current.focus();
+  };
+  const onKeyDown = (event) => {
+    if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
+    if (!enterSendsMessage) return;
+    event.preventDefault();
+    send();
+  };
+  return h(
+    "div",
+    { className: "tjs-composer" },
+    h("textarea", {
+      ref: input,
+      "aria-label": label,
+      placeholder: disabled ? disabledPlaceholder : placeholder,
+      value: text,
+      disabled,
+      rows: 1,
+      dir: "auto",
+      onInput: (event) => setText(event.target.value),
+      onKeyDown,
+    }),
+    h("button", { type: "button", onClick: send, disabled: disabled || !text.trim() }, sendLabel),
+  );
+}

@@ -1,0 +1,29 @@
+"""Every text the components show, in one table so other locales can follow.
+
+Keys are stable; values are English. A translation replaces values only.
+"""
+
+from __future__ import annotations
+
+__all__ = ["STRINGS", "text"]
+
+STRINGS: dict[str, str] = {
+    "messages_label": "Messages",
+    "message_label": "Message",
+    "send": "Send",
+    "placeholder": "Say something...",
+    "read_only_placeholder": "You can read this conversation but not write in it.",
+    "loading": "Loading chat…",
+    "no_messages": "No messages yet. Say hello!",
+    "no_conversation": "No conversation selected.",
+    "connect_failed": "Could not connect to chat: {reason}",
+    "load_failed": "Could not load the conversation: {reason}",
+    "send_failed": "Could not send the message: {reason}",
+    "you": "You",
+    "participants_title": "{names}",
+}
+
+
+def text(key: str, **values: object) -> str:
+    """Return the text for ``key`` with ``values`` filled in."""
+    return STRINGS[key].format(**values)

@@ -1,0 +1,1 @@
+"""Demo app of talkjs-components: ``talkjs-components demo``."""

@@ -1,0 +1,197 @@
+"""How a TalkSession reaches the chat service.
+
+A transport performs chat operations on behalf of one authenticated user and
+delivers that user's events. :class:`InProcessTransport` calls the embedded
+ChatService directly; a remote transport speaks the realtime protocol to a
+standalone server. Sessions only use the :class:`Transport` interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from .. import embedded
+from ..auth import authenticate
+from ..errors import AuthError, NotFound
+from ..models import (
+    ChatEvent,
+    Conversation,
+    ConversationAttributes,
+    Message,
+    MessagesPage,
+    Participation,
+    UnreadConversation,
+    User,
+)
+from ..service import ChatService, Subscription
+
+__all__ = ["Credentials", "InProcessTransport", "Transport"]
+
+
+@dataclass(frozen=True, repr=False)
+class Credentials:
+    """What a session presents to authenticate its user; never logged."""
+
+    token: str | None = None
+    signature: str | None = None
+
+    def __repr__(self) -> str:
+        present = [name for name in ("token", "signature") if getattr(self, name)]
+        return f"Credentials(present={present})"
+
+
+class Transport(Protocol):
+    """Chat operations of one authenticated user."""
+
+    async def connect(
+        self,
+        app_id: str,
+        me: User,
+        credentials: Credentials,
+        on_event: Callable[[ChatEvent], None],
+        *,
+        sync_me: bool,
+    ) -> User:
+        """Authenticate and start delivering events; return the stored user.
+
+        With ``sync_me``, ``me``'s set fields are written to the backend first.
+        """
+
+    async def close(self) -> None:
+        """Stop delivering events and release the connection."""
+
+    async def get_users(self, user_ids: list[str]) -> dict[str, User]:
+        """Return the known users among ``user_ids``."""
+
+    async def sync_conversation(
+        self,
+        conversation_id: str,
+        attributes: ConversationAttributes | None,
+        participants: Mapping[str, Participation] | None,
+    ) -> Conversation:
+        """Create or update a conversation."""
+
+    async def get_conversation(self, conversation_id: str) -> Conversation:
+        """Return a conversation the user participates in."""
+
+    async def list_conversations(self) -> list[Conversation]:
+        """Return the user's conversations, most recent activity first."""
+
+    async def send_message(
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        custom: Mapping[str, str] | None,
+        idempotency_key: str | None,
+    ) -> Message:
+        """Send a message as the user."""
+
+    async def list_messages(
+        self, conversation_id: str, *, limit: int, before: str | None
+    ) -> MessagesPage:
+        """Return a page of messages, oldest first."""
+
+    async def mark_read(self, conversation_id: str, message_id: str | None) -> None:
+        """Mark the conversation read up to ``message_id`` (default: the newest)."""
+
+    async def get_unreads(self) -> list[UnreadConversation]:
+        """Return the user's conversations with unread messages."""
+
+
+class InProcessTransport:
+    """Transport to the embedded ChatService of this process."""
+
+    def __init__(self) -> None:
+        self._service: ChatService | None = None
+        self._user_id: str | None = None
+        self._subscription: Subscription | None = None
+
+    @property
+    def _bound(self) -> tuple[ChatService, str]:
+        if self._service is None or self._user_id is None:
+            raise RuntimeError("the transport is not connected; call connect() first")
+        return self._service, self._user_id
+
+    async def connect(
+        self,
+        app_id: str,
+        me: User,
+        credentials: Credentials,
+        on_event: Callable[[ChatEvent], None],
+        *,
+        sync_me: bool,
+    ) -> User:
+        backend = await embedded.get_backend(app_id)
+        authenticate(backend.app, me.id, token=credentials.token, signature=credentials.signature)
+        service = backend.service
+        if sync_me:
+            stored = await service.upsert_user(me)
+        else:
+            try:
+                stored = await service.get_user(me.id)
+            except NotFound as exc:
+                raise AuthError(
+                    f"user {me.id!r} does not exist in app {app_id!r}: pass sync_user=User(...) "
+                    "to create it, or create it on the server first",
+                    code="user_not_found",
+                ) from exc
+        self._service, self._user_id = service, me.id
+        self._subscription = service.subscribe(me.id, on_event)
+        return stored
+
+    async def close(self) -> None:
+        if self._subscription is not None:
+            self._subscription.unsubscribe()
+            self._subscription = None
+        self._service = None
+
+    async def get_users(self, user_ids: list[str]) -> dict[str, User]:
+        service, _ = self._bound
+        return await service.get_users(user_ids)
+
+    async def sync_conversation(
+        self,
+        conversation_id: str,
+        attributes: ConversationAttributes | None,
+        participants: Mapping[str, Participation] | None,
+    ) -> Conversation:
+        service, user_id = self._bound
+        return await service.sync_conversation(user_id, conversation_id, attributes, participants)
+
+    async def get_conversation(self, conversation_id: str) -> Conversation:
+        service, user_id = self._bound
+        return await service.get_conversation(user_id, conversation_id)
+
+    async def list_conversations(self) -> list[Conversation]:
+        service, user_id = self._bound
+        return await service.list_conversations(user_id)
+
+    async def send_message(
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        custom: Mapping[str, str] | None,
+        idempotency_key: str | None,
+    ) -> Message:
+        service, user_id = self._bound
+        return await service.send_message(
+            user_id, conversation_id, text, custom=custom, idempotency_key=idempotency_key
+        )
+
+    async def list_messages(
+        self, conversation_id: str, *, limit: int, before: str | None
+    ) -> MessagesPage:
+        service, user_id = self._bound
+        return await service.list_messages(user_id, conversation_id, limit=limit, before=before)
+
+    async def mark_read(self, conversation_id: str, message_id: str | None) -> None:
+        service, user_id = self._bound
+        await service.mark_read(user_id, conversation_id, message_id)
+
+    async def get_unreads(self) -> list[UnreadConversation]:
+        service, user_id = self._bound
+        return await service.get_unreads(user_id)

@@ -1,0 +1,134 @@
+"""The unread conversations of a session, kept current from its events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..models import (
+    ChatEvent,
+    ConversationUpdated,
+    MessageSent,
+    MessagesRead,
+    UnreadConversation,
+)
+from ..service import Subscription
+
+if TYPE_CHECKING:
+    from .talk_session import TalkSession
+
+__all__ = ["Unreads", "UnreadsHandler"]
+
+UnreadsHandler = Callable[[list[UnreadConversation]], Any]
+
+
+class Unreads:
+    """Conversations in which the session's user has unread messages.
+
+    The list is loaded once when the session connects and then updated from
+    the session's events without querying the backend again.
+    """
+
+    def __init__(self, session: TalkSession) -> None:
+        self._session = session
+        self._by_conversation: dict[str, UnreadConversation] | None = None
+        self._handlers: list[UnreadsHandler] = []
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the initial list has arrived."""
+        return self._by_conversation is not None
+
+    @property
+    def current(self) -> list[UnreadConversation] | None:
+        """The unread conversations, most recent message first; ``None`` until loaded."""
+        if self._by_conversation is None:
+            return None
+        return sorted(
+            self._by_conversation.values(),
+            key=lambda unread: (unread.last_message.created_at, unread.last_message.id),
+            reverse=True,
+        )
+
+    def on_change(self, handler: UnreadsHandler) -> Subscription:
+        """Call ``handler`` with the list once it is loaded and again on every change.
+
+        A handler registered after the load first receives the current list.
+        Async handlers are scheduled as tasks of the session.
+        """
+        self._session._ensure_alive("unreads.on_change")
+        self._handlers.append(handler)
+        if self._by_conversation is not None:
+            self._session._schedule_handler(
+                handler, self.current, "on_unreads_change", lambda: handler in self._handlers
+            )
+        return Subscription(lambda: self._remove(handler))
+
+    def _remove(self, handler: UnreadsHandler) -> None:
+        if handler in self._handlers:
+            self._handlers.remove(handler)
+
+    def _clear(self) -> None:
+        self._handlers.clear()
+
+    def _load(self, unreads: list[UnreadConversation]) -> None:
+        self._by_conversation = {unread.conversation.id: unread for unread in unreads}
+        self._notify()
+
+    def _apply(self, event: ChatEvent, me_id: str) -> None:
+        if self._by_conversation is None:
+            return
+        if self._update(self._by_conversation, event, me_id):
+            self._notify()
+
+    @staticmethod
+    def _update(table: dict[str, UnreadConversation], event: ChatEvent, me_id: str) -> bool:
+        """Apply ``event`` to ``table``; return whether anything changed."""
+        if isinstance(event, MessageSent):
+            conversation_id = event.conversation.id
+            if event.message.sender_id == me_id:
+                # Sending implies having read the conversation.
+                return table.pop(conversation_id, None) is not None
+            previous = table.get(conversation_id)
+            count = previous.unread_message_count + 1 if previous else 1
+            table[conversation_id] = UnreadConversation(
+                conversation=event.conversation,
+                last_message=event.message,
+                unread_message_count=count,
+            )
+            return True
+        if isinstance(event, MessagesRead):
+            if event.user_id != me_id:
+                return False
+            conversation_id = event.conversation.id
+            previous = table.get(conversation_id)
+            if event.unread_message_count == 0:
+                return table.pop(conversation_id, None) is not None
+            if previous is None or previous.unread_message_count == event.unread_message_count:
+                return False
+            table[conversation_id] = previous.model_copy(
+                update={"unread_message_count": event.unread_message_count}
+            )
+            return True
+        if isinstance(event, ConversationUpdated):
+            conversation_id = event.conversation.id
+            if me_id in event.removed_user_ids:
+                return table.pop(conversation_id, None) is not None
+            previous = table.get(conversation_id)
+            if previous is None:
+                return False
+            table[conversation_id] = previous.model_copy(
+                update={"conversation": event.conversation}
+            )
+            return True
+        return False
+
+    def _notify(self) -> None:
+        current = self.current
+        for handler in list(self._handlers):
+            self._session._run_handler(
+                handler, current, "on_unreads_change", self._is_subscribed(handler)
+            )
+
+    def _is_subscribed(self, handler: UnreadsHandler) -> Callable[[], bool]:
+        return lambda: handler in self._handlers

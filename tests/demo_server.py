@@ -1,0 +1,79 @@
+"""Run ``talkjs-components demo`` as a real child process on a free loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+
+__all__ = ["free_port", "running_demo"]
+
+STARTUP_TIMEOUT = 30.0
+"""Seconds a demo process may take to answer HTTP before the test fails."""
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def running_demo(data: Path, port: int, log: Path) -> AsyncIterator[str]:
+    """Start the demo on 127.0.0.1:``port`` with its data in ``data``; yield its base URL.
+
+    The process is stopped with SIGINT (uvicorn's graceful shutdown) on exit,
+    and killed if it has not stopped after 10 seconds.
+    """
+    command = [
+        sys.executable, "-m", "talkjs_components.cli", "demo",
+        "--port", str(port), "--data", str(data), "--log-level", "warning",
+    ]  # fmt: skip
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = await asyncio.to_thread(_start, command, environment, log)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        await _wait_for_http(base_url, process, log)
+        yield base_url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            await asyncio.to_thread(process.wait, 10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            await asyncio.to_thread(process.wait)
+
+
+def _start(command: list[str], environment: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as output:
+        return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment)
+
+
+async def _wait_for_http(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STARTUP_TIMEOUT
+    async with httpx.AsyncClient() as client:
+        while loop.time() < deadline:
+            if process.poll() is not None:
+                output = await asyncio.to_thread(log.read_text, errors="replace")
+                raise RuntimeError(
+                    f"the demo exited with status {process.returncode}: {output[-2000:]}"
+                )
+            try:
+                response = await client.get(base_url + "/", timeout=2)
+                if response.status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"the demo did not answer at {base_url} within {STARTUP_TIMEOUT} s")

@@ -1,0 +1,112 @@
+"""Drive a ReactPy Layout without a browser and read its rendered model."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from reactpy import component
+from reactpy.core.layout import Layout
+from reactpy.types import Component
+
+__all__ = ["LayoutRunner", "find_all", "text_of"]
+
+
+def text_of(model: Any) -> str:
+    """Return the concatenated text of a VDOM model."""
+    if isinstance(model, str):
+        return model
+    if isinstance(model, dict):
+        return "".join(text_of(child) for child in model.get("children", ()))
+    return ""
+
+
+def find_all(model: Any, predicate: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    """Return every element of ``model`` for which ``predicate`` is true, in document order."""
+    found: list[dict[str, Any]] = []
+    if isinstance(model, dict):
+        if predicate(model):
+            found.append(model)
+        for child in model.get("children", ()):
+            found.extend(find_all(child, predicate))
+    return found
+
+
+def _set_pointer(document: Any, pointer: str, value: Any) -> Any:
+    if not pointer:
+        return value
+    parts = [part.replace("~1", "/").replace("~0", "~") for part in pointer.lstrip("/").split("/")]
+    target = document
+    for part in parts[:-1]:
+        target = target[int(part)] if isinstance(target, list) else target[part]
+    last = parts[-1]
+    if isinstance(target, list):
+        index = int(last)
+        if index == len(target):
+            target.append(value)
+        else:
+            target[index] = value
+    else:
+        target[last] = value
+    return document
+
+
+@component
+def _Wrapper(element: Any) -> Any:
+    """Make a plain element usable as a Layout root, which must be a component."""
+    return element
+
+
+class LayoutRunner:
+    """Render a component tree in a ReactPy ``Layout`` and keep its current model."""
+
+    def __init__(self, root: Any) -> None:
+        if not isinstance(root, Component):
+            root = _Wrapper(root)
+        self.layout = Layout(root)
+        self.model: Any = {}
+
+    async def __aenter__(self) -> LayoutRunner:
+        await self.layout.__aenter__()
+        await self.render()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.layout.__aexit__(exc_type, exc, traceback)  # type: ignore[arg-type]
+
+    async def render(self, timeout: float = 5.0) -> None:
+        """Wait for the next update and apply it to ``model``."""
+        update = await asyncio.wait_for(self.layout.render(), timeout)
+        self.model = _set_pointer(self.model, update["path"], update["model"])
+
+    @property
+    def text(self) -> str:
+        """Text of the whole rendered tree."""
+        return text_of(self.model)
+
+    async def until(self, predicate: Callable[[LayoutRunner], bool], timeout: float = 5.0) -> None:
+        """Render updates until ``predicate(self)`` holds.
+
+        Raises:
+            TimeoutError: It did not hold within ``timeout`` seconds; the
+                message shows the text rendered last.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate(self):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"condition not met within {timeout} s; rendered text: {self.text!r}"
+                )
+            try:
+                await self.render(timeout=remaining)
+            except TimeoutError:
+                continue

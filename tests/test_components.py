@@ -1,0 +1,190 @@
+"""Session, hooks and Chatbox rendered in a ReactPy Layout, without a browser."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from reactpy import Ref, component, html, use_state
+from reactpy.types import VdomDict
+
+from talkjs_components import Chatbox, Session, TalkSession, use_session, use_unreads
+from talkjs_components.auth import create_user_token
+from talkjs_components.components.session import _resolve_me
+from talkjs_components.embedded import EmbeddedBackend
+from talkjs_components.errors import InvalidInput
+from talkjs_components.models import UnreadConversation, User
+from talkjs_components.service import TRUSTED
+from talkjs_components.session import SessionMessage
+
+from .layout_tools import LayoutRunner, find_all
+from .waiting import wait_until
+
+
+@component
+def ShowUser() -> VdomDict:
+    session = use_session()
+    return html.p(f"user={session.me.id if session else 'none'}")
+
+
+@component
+def Middle() -> VdomDict:
+    return html.section(ShowUser())
+
+
+@component
+def ShowUnreads() -> VdomDict:
+    unreads = use_unreads()
+    if unreads is None:
+        return html.p("unreads=none")
+    return html.p(f"unreads={sum(u.unread_message_count for u in unreads)}")
+
+
+def _alice(backend: EmbeddedBackend, *children: Any, **props: Any) -> Any:
+    token = create_user_token(backend.app, "alice")
+    return Session(*children, app_id=backend.app.app_id, user_id="alice", token=token, **props)
+
+
+async def test_context_reaches_grandchild(backend: EmbeddedBackend) -> None:
+    async with LayoutRunner(_alice(backend, html.div(Middle()))) as runner:
+        assert "user=none" in runner.text
+        await runner.until(lambda r: "user=alice" in r.text)
+
+
+async def test_hooks_outside_session_return_none() -> None:
+    async with LayoutRunner(html.div(ShowUser(), ShowUnreads())) as runner:
+        assert runner.text == "user=noneunreads=none"
+
+
+async def test_session_ref_set_then_cleared(backend: EmbeddedBackend) -> None:
+    ref: Ref[TalkSession | None] = Ref(None)
+    controls: dict[str, Callable[[bool], None]] = {}
+
+    @component
+    def Toggle() -> Any:
+        shown, set_shown = use_state(True)
+        controls["show"] = set_shown
+        if not shown:
+            return html.p("unmounted")
+        return _alice(backend, ShowUser(), session_ref=ref)
+
+    async with LayoutRunner(Toggle()) as runner:
+        await runner.until(lambda r: "user=alice" in r.text)
+        session = ref.current
+        assert isinstance(session, TalkSession)
+        assert session.is_alive
+
+        controls["show"](False)
+        await runner.until(lambda r: "unmounted" in r.text)
+        await wait_until(lambda: ref.current is None, what="session_ref to clear")
+        assert not session.is_alive
+
+
+async def test_session_destroyed_when_layout_closes(backend: EmbeddedBackend) -> None:
+    ref: Ref[TalkSession | None] = Ref(None)
+    async with LayoutRunner(_alice(backend, ShowUser(), session_ref=ref)) as runner:
+        await runner.until(lambda r: "user=alice" in r.text)
+        session = ref.current
+    assert session is not None
+    assert not session.is_alive
+    assert ref.current is None
+
+
+async def test_on_message_and_unreads_fire(backend: EmbeddedBackend) -> None:
+    messages: list[SessionMessage] = []
+    unread_lists: list[list[UnreadConversation]] = []
+    root = _alice(
+        backend,
+        ShowUser(),
+        ShowUnreads(),
+        on_message=messages.append,
+        on_unreads_change=unread_lists.append,
+    )
+    async with LayoutRunner(root) as runner:
+        await runner.until(lambda r: "unreads=0" in r.text)
+        assert unread_lists == [[]]
+
+        await backend.service.send_message(TRUSTED, "group", "hello alice", sender_id="bob")
+        await runner.until(lambda r: "unreads=1" in r.text)
+        await wait_until(lambda: bool(messages), what="on_message")
+        assert [message.body for message in messages] == ["hello alice"]
+        assert unread_lists[-1][0].unread_message_count == 1
+
+
+async def test_new_handler_identity_keeps_session(backend: EmbeddedBackend) -> None:
+    """A new handler lambda on every render neither recreates the session nor loses events."""
+    received: list[str] = []
+    controls: dict[str, Callable[[int], None]] = {}
+    sessions: list[TalkSession] = []
+
+    @component
+    def Rerendering() -> Any:
+        count, set_count = use_state(0)
+        controls["set"] = set_count
+        ref: Ref[TalkSession | None] = Ref(None)
+        return _alice(
+            backend,
+            html.p(f"render={count}"),
+            ShowUser(),
+            on_message=lambda message: received.append(f"{count}:{message.body}"),
+            session_ref=ref if not sessions else None,
+        )
+
+    async with LayoutRunner(Rerendering()) as runner:
+        await runner.until(lambda r: "user=alice" in r.text)
+        controls["set"](1)
+        await runner.until(lambda r: "render=1" in r.text)
+        await backend.service.send_message(TRUSTED, "group", "after rerender", sender_id="bob")
+        await wait_until(lambda: bool(received), what="on_message")
+        assert received == ["1:after rerender"]
+
+
+@pytest.mark.parametrize(
+    ("user_id", "sync_user"),
+    [(None, None), ("alice", User(id="alice")), ("", None), (None, "alice")],
+)
+def test_session_user_props_validated(user_id: Any, sync_user: Any) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        _resolve_me(user_id, sync_user)
+    assert "user_id" in caught.value.message or "sync_user" in caught.value.message
+
+
+def test_session_sync_user_callable_resolved() -> None:
+    assert _resolve_me(None, lambda: User(id="erin", name="Erin")) == User(id="erin", name="Erin")
+
+
+async def test_chatbox_shows_history_and_live_messages(backend: EmbeddedBackend) -> None:
+    await backend.service.send_message(TRUSTED, "group", "first", sender_id="bob")
+    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+        await runner.until(lambda r: "first" in r.text)
+        rows = find_all(runner.model, lambda node: "data-message-id" in node.get("attributes", {}))
+        assert len(rows) == 1
+        logs = find_all(
+            runner.model, lambda node: node.get("attributes", {}).get("label") == "Messages"
+        )
+        assert logs, "the message list is labelled Messages"
+
+        await backend.service.send_message(TRUSTED, "group", "second", sender_id="carol")
+        await runner.until(lambda r: "second" in r.text)
+        assert "Carol" in runner.text
+
+
+async def test_chatbox_marks_conversation_read(backend: EmbeddedBackend) -> None:
+    await backend.service.send_message(TRUSTED, "group", "unread one", sender_id="bob")
+    assert (await backend.service.get_unreads("alice"))[0].unread_message_count == 1
+    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+        await runner.until(lambda r: "unread one" in r.text)
+        for _ in range(200):
+            if not await backend.service.get_unreads("alice"):
+                break
+            await asyncio.sleep(0.01)
+        assert await backend.service.get_unreads("alice") == []
+
+
+async def test_chatbox_not_participant_shows_error(backend: EmbeddedBackend) -> None:
+    await backend.service.sync_conversation(TRUSTED, "private", participants={})
+    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="private"))) as runner:
+        await runner.until(lambda r: "Could not load the conversation" in r.text)
+        assert "private" in runner.text

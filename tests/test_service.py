@@ -1,0 +1,887 @@
+"""Tests of ChatService with a real SQLiteStore file and a MemoryBroker."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from talkjs_components.broker.memory import MemoryBroker
+from talkjs_components.errors import ChatError, InvalidInput, NotFound, PermissionDenied
+from talkjs_components.models import (
+    MAX_TEXT_LENGTH,
+    AccessLevel,
+    ChatEvent,
+    Conversation,
+    ConversationAttributes,
+    ConversationUpdated,
+    Message,
+    MessageSent,
+    MessagesPage,
+    MessagesRead,
+    MessageType,
+    Participation,
+    UnreadConversation,
+    User,
+)
+from talkjs_components.service import TRUSTED, ChatService, Limits
+from talkjs_components.store import NewMessage
+from talkjs_components.store.sqlite import SQLiteStore
+
+APP_ID = "app-test"
+
+_T = TypeVar("_T")
+
+
+class CountingStore(SQLiteStore):
+    """The real SQLiteStore, counting each database operation by name.
+
+    Every public method runs its SQL through ``_run``, so counting there
+    counts every trip to the database.
+    """
+
+    def __init__(self, path: Path, app_id: str) -> None:
+        super().__init__(path, app_id)
+        self.operations: Counter[str] = Counter()
+
+    async def _run(self, operation: str, work: Callable[[Any], _T], *, write: bool) -> _T:
+        self.operations[operation] += 1
+        return await super()._run(operation, work, write=write)
+
+
+class Inbox:
+    """A listener that keeps the events it receives."""
+
+    def __init__(self) -> None:
+        self.events: list[ChatEvent] = []
+
+    def __call__(self, event: ChatEvent) -> None:
+        self.events.append(event)
+
+    def types(self) -> list[str]:
+        return [event.type for event in self.events]
+
+
+@pytest.fixture
+def database_path(tmp_path: Path) -> Path:
+    return tmp_path / "chat.sqlite3"
+
+
+@pytest.fixture
+def broker() -> MemoryBroker:
+    return MemoryBroker()
+
+
+@pytest.fixture
+def store(database_path: Path) -> CountingStore:
+    return CountingStore(database_path, APP_ID)
+
+
+@pytest.fixture
+async def service(store: CountingStore, broker: MemoryBroker) -> AsyncIterator[ChatService]:
+    service = ChatService(store, broker, app_id=APP_ID)
+    await service.start()
+    yield service
+    await service.close()
+
+
+async def add_users(service: ChatService, *user_ids: str) -> None:
+    for user_id in user_ids:
+        await service.upsert_user(User(id=user_id, name=user_id.title()))
+
+
+@pytest.fixture
+async def chat(service: ChatService, broker: MemoryBroker) -> ChatService:
+    """The service with users alice, bob, carol and dave.
+
+    Conversation "c1" has alice and bob with ReadWrite access and dave with
+    Read access. Carol is in no conversation.
+    """
+    await add_users(service, "alice", "bob", "carol", "dave")
+    await service.sync_conversation(
+        TRUSTED,
+        "c1",
+        ConversationAttributes(subject="Plans"),
+        {
+            "alice": Participation(),
+            "bob": Participation(),
+            "dave": Participation(access=AccessLevel.READ),
+        },
+    )
+    # Deliver the set-up events now, so that tests' listeners do not receive them.
+    await broker.flush()
+    return service
+
+
+async def unread_counts(service: ChatService, user_id: str) -> dict[str, int]:
+    return {
+        unread.conversation.id: unread.unread_message_count
+        for unread in await service.get_unreads(user_id)
+    }
+
+
+# Lifecycle
+
+
+async def test_start_and_close_log_app_id(
+    store: CountingStore, broker: MemoryBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = ChatService(store, broker, app_id=APP_ID)
+
+    with caplog.at_level(logging.INFO, logger="talkjs_components.service"):
+        await service.start()
+        await service.close()
+
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == [
+        "chat service started for app 'app-test'",
+        "chat service closed for app 'app-test'",
+    ]
+
+
+async def test_use_before_start_raises(store: CountingStore, broker: MemoryBroker) -> None:
+    service = ChatService(store, broker, app_id=APP_ID)
+
+    with pytest.raises(
+        ChatError, match=r"not running: call await service.start\(\) first"
+    ) as raised:
+        await service.get_user("alice")
+
+    assert raised.value.code == "service_not_running"
+
+
+async def test_use_after_close_raises(service: ChatService) -> None:
+    await service.close()
+
+    with pytest.raises(ChatError, match="app 'app-test' is closed") as raised:
+        await service.list_conversations("alice")
+    with pytest.raises(ChatError, match="is closed"):
+        service.subscribe("alice", Inbox())
+    with pytest.raises(ChatError, match="already started"):
+        await service.start()
+
+    assert raised.value.code == "service_closed"
+
+
+async def test_owned_broker_started_and_closed(store: CountingStore, broker: MemoryBroker) -> None:
+    service = ChatService(store, broker, app_id=APP_ID)
+
+    await service.start()
+    await broker.publish("probe", b"broker is started")
+    await service.close()
+
+    with pytest.raises(RuntimeError, match="not started"):
+        await broker.publish("probe", b"broker is closed")
+
+
+async def test_shared_broker_left_to_caller(store: CountingStore, broker: MemoryBroker) -> None:
+    service = ChatService(store, broker, app_id=APP_ID, owns_broker=False)
+    with pytest.raises(RuntimeError, match="not started"):
+        await service.start()
+
+    await broker.start()
+    await service.start()
+    await service.close()
+
+    await broker.publish("probe", b"still started")
+    await broker.close()
+
+
+async def test_data_survives_restart(database_path: Path) -> None:
+    first = ChatService(SQLiteStore(database_path, APP_ID), MemoryBroker(), app_id=APP_ID)
+    await first.start()
+    await add_users(first, "alice", "bob")
+    await first.sync_conversation(
+        "alice", "c1", participants={"alice": Participation(), "bob": Participation()}
+    )
+    sent = await first.send_message("alice", "c1", "kept on disk")
+    await first.close()
+
+    second = ChatService(SQLiteStore(database_path, APP_ID), MemoryBroker(), app_id=APP_ID)
+    await second.start()
+    try:
+        user = await second.get_user("bob")
+        page = await second.list_messages("bob", "c1")
+        unreads = await unread_counts(second, "bob")
+    finally:
+        await second.close()
+
+    assert user.name == "Bob"
+    assert [message.id for message in page.messages] == [sent.id]
+    assert unreads == {"c1": 1}
+
+
+# Users
+
+
+async def test_upsert_user_merge_semantics(service: ChatService) -> None:
+    await service.upsert_user(
+        User(id="alice", name="Alice", role="admin", custom={"team": "red", "level": "3"})
+    )
+
+    updated = await service.upsert_user(
+        User(id="alice", role=None, custom={"level": None, "city": "Oslo"})
+    )
+    fetched = await service.get_user("alice")
+
+    assert updated.name == "Alice"
+    assert updated.role is None
+    assert updated.custom == {"team": "red", "city": "Oslo"}
+    assert fetched == updated
+
+
+async def test_get_user_unknown(service: ChatService) -> None:
+    with pytest.raises(NotFound, match="user 'ghost' not found"):
+        await service.get_user("ghost")
+
+
+async def test_get_users_returns_known(chat: ChatService) -> None:
+    users = await chat.get_users(["alice", "ghost", "alice", "bob"])
+
+    assert sorted(users) == ["alice", "bob"]
+
+
+# Conversations
+
+
+async def test_sync_creates_then_merges(chat: ChatService) -> None:
+    updated = await chat.sync_conversation(
+        "alice", "c1", ConversationAttributes(custom={"topic": "trip"})
+    )
+    merged = await chat.sync_conversation(
+        "bob", "c1", ConversationAttributes(subject=None, custom={"topic": None, "day": "Mon"})
+    )
+
+    assert updated.subject == "Plans"
+    assert updated.custom == {"topic": "trip"}
+    assert merged.subject is None
+    assert merged.custom == {"day": "Mon"}
+    assert set(merged.participants) == {"alice", "bob", "dave"}
+
+
+async def test_user_creates_own_conversation(chat: ChatService) -> None:
+    created = await chat.sync_conversation(
+        "carol", "c2", participants={"carol": Participation(), "alice": Participation()}
+    )
+
+    assert set(created.participants) == {"carol", "alice"}
+    assert await chat.get_conversation("alice", "c2") == created
+
+
+async def test_participants_add_update_remove(chat: ChatService) -> None:
+    added = await chat.sync_conversation("alice", "c1", participants={"carol": Participation()})
+    demoted = await chat.sync_conversation(
+        "alice", "c1", participants={"carol": Participation(access=AccessLevel.READ)}
+    )
+    removed = await chat.remove_participant("alice", "c1", "carol")
+
+    assert added.participants["carol"].access is AccessLevel.READ_WRITE
+    assert demoted.participants["carol"].access is AccessLevel.READ
+    assert "carol" not in removed.participants
+    assert [conversation.id for conversation in await chat.list_conversations("carol")] == []
+
+
+async def test_user_removes_themselves(chat: ChatService) -> None:
+    updated = await chat.remove_participant("dave", "c1", "dave")
+
+    assert "dave" not in updated.participants
+
+
+async def test_list_conversations_by_activity(chat: ChatService) -> None:
+    await chat.sync_conversation(
+        "alice", "c2", participants={"alice": Participation(), "bob": Participation()}
+    )
+
+    await chat.send_message("bob", "c1", "newest activity")
+    conversations = await chat.list_conversations("alice")
+
+    assert [conversation.id for conversation in conversations] == ["c1", "c2"]
+
+
+# Authorization
+
+
+async def test_non_participant_cannot_read(chat: ChatService) -> None:
+    with pytest.raises(PermissionDenied) as raised:
+        await chat.list_messages("carol", "c1")
+    with pytest.raises(PermissionDenied, match=r"user 'carol' .* conversation 'c1'"):
+        await chat.get_conversation("carol", "c1")
+
+    assert str(raised.value) == "user 'carol' is not a participant of conversation 'c1'"
+
+
+async def test_read_access_cannot_send(chat: ChatService) -> None:
+    with pytest.raises(PermissionDenied) as raised:
+        await chat.send_message("dave", "c1", "hello")
+
+    assert str(raised.value) == (
+        "user 'dave' has Read access to conversation 'c1'; sending needs ReadWrite"
+    )
+
+
+async def test_non_participant_cannot_send(chat: ChatService) -> None:
+    with pytest.raises(PermissionDenied, match="user 'carol' is not a participant"):
+        await chat.send_message("carol", "c1", "hello")
+
+
+async def test_user_cannot_send_as_other(chat: ChatService) -> None:
+    with pytest.raises(PermissionDenied) as raised:
+        await chat.send_message("alice", "c1", "hello", sender_id="bob")
+
+    assert "user 'alice' cannot send as 'bob'" in str(raised.value)
+
+
+async def test_trusted_send_needs_sender(chat: ChatService) -> None:
+    with pytest.raises(InvalidInput, match="sender_id is missing"):
+        await chat.send_message(TRUSTED, "c1", "hello")
+    with pytest.raises(PermissionDenied, match="user 'dave' has Read access"):
+        await chat.send_message(TRUSTED, "c1", "hello", sender_id="dave")
+
+    sent = await chat.send_message(TRUSTED, "c1", "hello", sender_id="bob")
+    assert sent.sender_id == "bob"
+
+
+async def test_system_message_rules(chat: ChatService) -> None:
+    with pytest.raises(PermissionDenied, match="user 'alice' cannot send a SystemMessage"):
+        await chat.send_message("alice", "c1", "announcement", type=MessageType.SYSTEM)
+    with pytest.raises(InvalidInput, match="sender_id 'bob' is not allowed on a SystemMessage"):
+        await chat.send_message(
+            TRUSTED, "c1", "announcement", type=MessageType.SYSTEM, sender_id="bob"
+        )
+
+    sent = await chat.send_message(TRUSTED, "c1", "announcement", type=MessageType.SYSTEM)
+    assert sent.sender_id is None
+    assert sent.type is MessageType.SYSTEM
+
+
+async def test_sync_by_non_member_rejected(chat: ChatService) -> None:
+    with pytest.raises(PermissionDenied) as outsider:
+        await chat.sync_conversation("carol", "c1", ConversationAttributes(subject="Mine now"))
+    with pytest.raises(PermissionDenied) as reader:
+        await chat.sync_conversation("dave", "c1", ConversationAttributes(subject="Mine now"))
+    with pytest.raises(PermissionDenied) as creator:
+        await chat.sync_conversation("carol", "c9", participants={"alice": Participation()})
+
+    assert "user 'carol' is not a participant of conversation 'c1'" in str(outsider.value)
+    assert "user 'dave' has Read access to conversation 'c1'" in str(reader.value)
+    assert "user 'carol' cannot create conversation 'c9'" in str(creator.value)
+    assert "include the user in participants" in str(creator.value)
+    conversation = await chat.get_conversation(TRUSTED, "c1")
+    assert conversation.subject == "Plans"
+
+
+async def test_remove_other_needs_write_access(chat: ChatService) -> None:
+    with pytest.raises(PermissionDenied, match="user 'dave' has Read access"):
+        await chat.remove_participant("dave", "c1", "alice")
+    with pytest.raises(NotFound, match="user 'carol' is not a participant of conversation 'c1'"):
+        await chat.remove_participant("alice", "c1", "carol")
+
+
+async def test_unknown_conversation_not_found(chat: ChatService) -> None:
+    with pytest.raises(NotFound) as raised:
+        await chat.get_conversation("alice", "nope")
+    with pytest.raises(NotFound, match="conversation 'nope' not found"):
+        await chat.send_message("alice", "nope", "hello")
+    with pytest.raises(NotFound, match="conversation 'nope' not found"):
+        await chat.list_messages(TRUSTED, "nope")
+    with pytest.raises(NotFound, match="conversation 'nope' not found"):
+        await chat.mark_read("alice", "nope")
+
+    assert str(raised.value) == "conversation 'nope' not found"
+
+
+async def test_unknown_user_as_participant(chat: ChatService) -> None:
+    with pytest.raises(NotFound) as raised:
+        await chat.sync_conversation("alice", "c1", participants={"ghost": Participation()})
+
+    assert "user 'ghost' not found" in str(raised.value)
+    assert "upsert the user" in str(raised.value)
+
+
+# Validation
+
+
+@pytest.mark.parametrize("limit", [0, -1, 101, 500])
+async def test_limit_out_of_range(chat: ChatService, limit: int) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        await chat.list_messages("alice", "c1", limit=limit)
+
+    assert str(raised.value) == f"limit {limit} is out of range: use 1 to 100"
+
+
+async def test_limit_follows_configured_max(database_path: Path) -> None:
+    service = ChatService(
+        SQLiteStore(database_path, APP_ID),
+        MemoryBroker(),
+        app_id=APP_ID,
+        limits=Limits(max_page_size=10),
+    )
+    await service.start()
+    try:
+        with pytest.raises(InvalidInput, match="limit 11 is out of range: use 1 to 10"):
+            await service.list_messages(TRUSTED, "c1", limit=11)
+    finally:
+        await service.close()
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t"])
+async def test_empty_text_rejected(chat: ChatService, text: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        await chat.send_message("alice", "c1", text)
+
+    assert str(raised.value) == (
+        "message text is empty: a UserMessage needs at least one non-whitespace character"
+    )
+
+
+async def test_oversized_text_rejected(chat: ChatService) -> None:
+    text = "x" * (MAX_TEXT_LENGTH + 1)
+
+    with pytest.raises(InvalidInput) as raised:
+        await chat.send_message("alice", "c1", text)
+
+    assert str(raised.value) == (
+        "message text has 20001 characters, over the limit of 20000: "
+        "shorten it or split it into several messages"
+    )
+
+
+async def test_text_at_limit_accepted(chat: ChatService) -> None:
+    sent = await chat.send_message("alice", "c1", "x" * MAX_TEXT_LENGTH)
+
+    assert len(sent.text) == MAX_TEXT_LENGTH
+
+
+@pytest.mark.parametrize("conversation_id", ["a/b", "", "tab\there", "x" * 201])
+async def test_invalid_conversation_id(chat: ChatService, conversation_id: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        await chat.send_message("alice", conversation_id, "hello")
+
+    assert str(raised.value).startswith("conversation id '")
+    assert "is invalid: use 1 to 200 characters" in str(raised.value)
+
+
+async def test_invalid_custom_rejected(chat: ChatService) -> None:
+    custom = {f"key{number}": "x" for number in range(101)}
+
+    with pytest.raises(InvalidInput, match="custom has 101 keys, over the limit of 100"):
+        await chat.send_message("alice", "c1", "hello", custom=custom)
+
+
+async def test_validation_error_becomes_invalid_input(chat: ChatService) -> None:
+    participants: dict[str, Any] = {"bob": {"access": "Admin"}}
+
+    with pytest.raises(InvalidInput) as raised:
+        await chat.sync_conversation("alice", "c1", participants=participants)
+
+    assert "invalid value for field 'access'" in str(raised.value)
+
+
+async def test_invalid_type_rejected(chat: ChatService) -> None:
+    message_type: Any = "Shout"
+
+    with pytest.raises(InvalidInput, match="type 'Shout' is invalid: use one of UserMessage"):
+        await chat.send_message("alice", "c1", "hello", type=message_type)
+
+
+# Messages
+
+
+async def test_send_and_page_messages(chat: ChatService) -> None:
+    sent = [await chat.send_message("alice", "c1", f"message {number}") for number in range(75)]
+    sent_ids = [message.id for message in sent]
+
+    pages: list[MessagesPage] = [await chat.list_messages("bob", "c1", limit=30)]
+    while pages[-1].has_more:
+        oldest = pages[-1].messages[0].id
+        pages.append(await chat.list_messages("bob", "c1", limit=30, before=oldest))
+
+    assert [len(page.messages) for page in pages] == [30, 30, 15]
+    assert [page.has_more for page in pages] == [True, True, False]
+    received = [message.id for page in reversed(pages) for message in page.messages]
+    assert received == sent_ids
+    created = [message.created_at for message in pages[0].messages]
+    assert created == sorted(created)
+
+
+async def test_list_messages_unknown_before(chat: ChatService) -> None:
+    with pytest.raises(NotFound, match="message 'msg_gone' not found in conversation 'c1'"):
+        await chat.list_messages("alice", "c1", before="msg_gone")
+
+
+async def test_idempotent_send(chat: ChatService, broker: MemoryBroker) -> None:
+    inbox = Inbox()
+    chat.subscribe("bob", inbox)
+
+    first = await chat.send_message("alice", "c1", "once", idempotency_key="key-1")
+    again = await chat.send_message("alice", "c1", "once", idempotency_key="key-1")
+    await broker.flush()
+    page = await chat.list_messages("alice", "c1")
+
+    assert again == first
+    assert [message.id for message in page.messages] == [first.id]
+    assert inbox.types() == ["message_sent"]
+
+
+async def test_read_by_follows_mark_read(chat: ChatService) -> None:
+    first = await chat.send_message("alice", "c1", "one")
+    await chat.send_message("alice", "c1", "two")
+
+    await chat.mark_read("bob", "c1", first.id)
+    partly = await chat.list_messages("alice", "c1")
+    await chat.mark_read("bob", "c1")
+    await chat.mark_read("dave", "c1")
+    fully = await chat.list_messages("alice", "c1")
+
+    assert [message.read_by for message in partly.messages] == [["bob"], []]
+    assert [message.read_by for message in fully.messages] == [["bob", "dave"]] * 2
+
+
+# Unreads
+
+
+async def test_unread_counts_rise_and_clear(chat: ChatService) -> None:
+    await chat.send_message("bob", "c1", "one")
+    await chat.send_message("bob", "c1", "two")
+    alice_after_two = await unread_counts(chat, "alice")
+    bob_after_two = await unread_counts(chat, "bob")
+
+    await chat.mark_read("alice", "c1")
+    alice_after_read = await unread_counts(chat, "alice")
+    await chat.send_message("bob", "c1", "three")
+
+    assert alice_after_two == {"c1": 2}
+    assert bob_after_two == {}
+    assert alice_after_read == {}
+    assert await unread_counts(chat, "alice") == {"c1": 1}
+
+
+async def test_mark_read_never_moves_backwards(chat: ChatService, broker: MemoryBroker) -> None:
+    first = await chat.send_message("bob", "c1", "one")
+    await chat.send_message("bob", "c1", "two")
+    await chat.mark_read("alice", "c1")
+    await broker.flush()
+    inbox = Inbox()
+    chat.subscribe("alice", inbox)
+
+    await chat.mark_read("alice", "c1", first.id)
+    await chat.mark_read("alice", "c1")
+    await broker.flush()
+
+    assert await unread_counts(chat, "alice") == {}
+    assert inbox.events == []
+
+
+async def test_mark_read_publishes_when_moved(chat: ChatService, broker: MemoryBroker) -> None:
+    sent = await chat.send_message("bob", "c1", "one")
+    await broker.flush()
+    inbox = Inbox()
+    chat.subscribe("bob", inbox)
+
+    await chat.mark_read("alice", "c1")
+    await broker.flush()
+
+    assert len(inbox.events) == 1
+    event = inbox.events[0]
+    assert isinstance(event, MessagesRead)
+    assert event.user_id == "alice"
+    assert event.last_read_message_id == sent.id
+    assert event.unread_message_count == 0
+
+
+async def test_mark_read_by_non_participant(chat: ChatService) -> None:
+    with pytest.raises(
+        PermissionDenied, match="user 'carol' is not a participant of conversation 'c1'"
+    ):
+        await chat.mark_read("carol", "c1")
+
+
+async def test_new_participant_starts_read(chat: ChatService) -> None:
+    for number in range(3):
+        await chat.send_message("alice", "c1", f"history {number}")
+
+    await chat.sync_conversation("alice", "c1", participants={"carol": Participation()})
+    after_join = await unread_counts(chat, "carol")
+    await chat.send_message("alice", "c1", "welcome")
+
+    assert after_join == {}
+    assert await unread_counts(chat, "carol") == {"c1": 1}
+
+
+async def test_creator_starts_read(chat: ChatService) -> None:
+    await chat.sync_conversation(
+        "alice", "c2", participants={"alice": Participation(), "bob": Participation()}
+    )
+
+    assert await unread_counts(chat, "alice") == {}
+
+
+async def test_get_unreads_most_recent_first(chat: ChatService) -> None:
+    await chat.sync_conversation(
+        "alice", "c2", participants={"alice": Participation(), "bob": Participation()}
+    )
+
+    await chat.send_message("bob", "c1", "c1 first")
+    await chat.send_message("bob", "c2", "c2 first")
+    order_before = [unread.conversation.id for unread in await chat.get_unreads("alice")]
+    latest = await chat.send_message("bob", "c1", "c1 second")
+    unreads: list[UnreadConversation] = await chat.get_unreads("alice")
+
+    assert order_before == ["c2", "c1"]
+    assert [unread.conversation.id for unread in unreads] == ["c1", "c2"]
+    assert unreads[0].last_message == latest
+    assert unreads[0].unread_message_count == 2
+
+
+# Events
+
+
+async def test_message_sent_reaches_participants(chat: ChatService, broker: MemoryBroker) -> None:
+    inboxes = {user_id: Inbox() for user_id in ("alice", "bob", "carol")}
+    for user_id, inbox in inboxes.items():
+        chat.subscribe(user_id, inbox)
+
+    sent = await chat.send_message("alice", "c1", "hello")
+    await broker.flush()
+
+    for user_id in ("alice", "bob"):
+        events = inboxes[user_id].events
+        assert len(events) == 1, user_id
+        assert isinstance(events[0], MessageSent)
+        assert events[0].message == sent
+        assert events[0].conversation.last_message_at == sent.created_at
+    assert inboxes["carol"].events == []
+
+
+async def test_events_arrive_in_publish_order(chat: ChatService, broker: MemoryBroker) -> None:
+    inbox = Inbox()
+    chat.subscribe("bob", inbox)
+
+    sent = [await chat.send_message("alice", "c1", f"message {number}") for number in range(20)]
+    await chat.sync_conversation("alice", "c1", ConversationAttributes(subject="Done"))
+    await broker.flush()
+
+    received = [event.message.id for event in inbox.events if isinstance(event, MessageSent)]
+    assert received == [message.id for message in sent]
+    assert inbox.types()[-1] == "conversation_updated"
+
+
+async def test_removed_participant_gets_last_update(
+    chat: ChatService, broker: MemoryBroker
+) -> None:
+    inbox = Inbox()
+    chat.subscribe("bob", inbox)
+
+    await chat.remove_participant(TRUSTED, "c1", "bob")
+    await broker.flush()
+    await chat.send_message("alice", "c1", "after bob left")
+    await chat.sync_conversation("alice", "c1", ConversationAttributes(subject="Without bob"))
+    await broker.flush()
+
+    assert len(inbox.events) == 1
+    event = inbox.events[0]
+    assert isinstance(event, ConversationUpdated)
+    assert event.removed_user_ids == ["bob"]
+    assert "bob" not in event.conversation.participants
+
+
+async def test_unchanged_sync_publishes_nothing(chat: ChatService, broker: MemoryBroker) -> None:
+    inbox = Inbox()
+    chat.subscribe("alice", inbox)
+
+    await chat.sync_conversation("alice", "c1", ConversationAttributes(subject="Plans"))
+    await chat.sync_conversation("alice", "c1", participants={"bob": Participation()})
+    await broker.flush()
+
+    assert inbox.events == []
+
+
+async def test_unsubscribed_listener_gets_nothing(chat: ChatService, broker: MemoryBroker) -> None:
+    inbox = Inbox()
+    subscription = chat.subscribe("alice", inbox)
+
+    subscription.unsubscribe()
+    subscription.unsubscribe()
+    await chat.send_message("bob", "c1", "hello")
+    await broker.flush()
+
+    assert not subscription.active
+    assert inbox.events == []
+
+
+async def test_raising_listener_does_not_stop_others(
+    chat: ChatService, broker: MemoryBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    def fail(event: ChatEvent) -> None:
+        raise RuntimeError("listener is broken")
+
+    chat.subscribe("bob", fail)
+    bob_inbox = Inbox()
+    alice_inbox = Inbox()
+    chat.subscribe("bob", bob_inbox)
+    chat.subscribe("alice", alice_inbox)
+
+    with caplog.at_level(logging.ERROR, logger="talkjs_components.service"):
+        await chat.send_message("alice", "c1", "hello")
+        await broker.flush()
+
+    assert bob_inbox.types() == ["message_sent"]
+    assert alice_inbox.types() == ["message_sent"]
+    errors = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "'bob'" in errors[0].getMessage()
+    assert "'c1'" in errors[0].getMessage()
+    assert errors[0].exc_info is not None
+
+
+async def test_events_cross_services_of_one_app(database_path: Path) -> None:
+    broker = MemoryBroker()
+    await broker.start()
+    writer = ChatService(
+        SQLiteStore(database_path, APP_ID), broker, app_id=APP_ID, owns_broker=False
+    )
+    reader = ChatService(
+        SQLiteStore(database_path, APP_ID), broker, app_id=APP_ID, owns_broker=False
+    )
+    other_app = ChatService(
+        SQLiteStore(database_path, "other-app"), broker, app_id="other-app", owns_broker=False
+    )
+    for service in (writer, reader, other_app):
+        await service.start()
+    try:
+        await add_users(writer, "alice", "bob")
+        await writer.sync_conversation(
+            "alice", "c1", participants={"alice": Participation(), "bob": Participation()}
+        )
+        await broker.flush()
+        reader_inbox = Inbox()
+        other_inbox = Inbox()
+        reader.subscribe("bob", reader_inbox)
+        other_app.subscribe("bob", other_inbox)
+
+        await writer.send_message("alice", "c1", "through the broker")
+        await broker.flush()
+    finally:
+        for service in (writer, reader, other_app):
+            await service.close()
+        await broker.close()
+
+    assert reader_inbox.types() == ["message_sent"]
+    assert other_inbox.events == []
+
+
+async def test_fan_out_reads_store_once(
+    service: ChatService, store: CountingStore, broker: MemoryBroker
+) -> None:
+    user_ids = [f"user{number:03}" for number in range(200)]
+    await add_users(service, *user_ids)
+    await service.sync_conversation(
+        TRUSTED, "crowd", participants={user_id: Participation() for user_id in user_ids}
+    )
+    await broker.flush()
+    inboxes = {user_id: Inbox() for user_id in user_ids}
+    for user_id, inbox in inboxes.items():
+        service.subscribe(user_id, inbox)
+    store.operations.clear()
+
+    await service.send_message("user000", "crowd", "hello everyone")
+    operations_to_send = dict(store.operations)
+    store.operations.clear()
+    await broker.flush()
+
+    assert all(inbox.types() == ["message_sent"] for inbox in inboxes.values())
+    assert operations_to_send == {"get conversation": 1, "insert message": 1}
+    assert dict(store.operations) == {}
+
+
+# A store that implements only the Store protocol
+
+
+class ProtocolOnlyStore:
+    """Forwards the Store protocol to a real SQLiteStore and offers nothing more.
+
+    It lacks ``advance_read_position``, so the service falls back to
+    comparing unread counts.
+    """
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    async def open(self) -> None:
+        await self._store.open()
+
+    async def close(self) -> None:
+        await self._store.close()
+
+    async def upsert_user(self, user: User) -> User:
+        return await self._store.upsert_user(user)
+
+    async def get_users(self, user_ids: Sequence[str]) -> dict[str, User]:
+        return await self._store.get_users(user_ids)
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        return await self._store.get_conversation(conversation_id)
+
+    async def upsert_conversation(
+        self,
+        conversation_id: str,
+        attributes: ConversationAttributes | None,
+        participants: dict[str, Participation] | None,
+    ) -> tuple[Conversation, bool]:
+        return await self._store.upsert_conversation(conversation_id, attributes, participants)
+
+    async def remove_participant(self, conversation_id: str, user_id: str) -> Conversation:
+        return await self._store.remove_participant(conversation_id, user_id)
+
+    async def delete_conversation(self, conversation_id: str) -> None:
+        await self._store.delete_conversation(conversation_id)
+
+    async def list_user_conversations(self, user_id: str) -> list[Conversation]:
+        return await self._store.list_user_conversations(user_id)
+
+    async def insert_message(self, message: NewMessage) -> tuple[Message, bool]:
+        return await self._store.insert_message(message)
+
+    async def list_messages(
+        self, conversation_id: str, *, limit: int, before_message_id: str | None
+    ) -> MessagesPage:
+        return await self._store.list_messages(
+            conversation_id, limit=limit, before_message_id=before_message_id
+        )
+
+    async def mark_read(
+        self, conversation_id: str, user_id: str, message_id: str | None
+    ) -> tuple[str | None, int]:
+        return await self._store.mark_read(conversation_id, user_id, message_id)
+
+    async def get_unreads(self, user_id: str) -> list[UnreadConversation]:
+        return await self._store.get_unreads(user_id)
+
+
+async def test_mark_read_with_protocol_only_store(database_path: Path) -> None:
+    broker = MemoryBroker()
+    service = ChatService(
+        ProtocolOnlyStore(SQLiteStore(database_path, APP_ID)), broker, app_id=APP_ID
+    )
+    await service.start()
+    try:
+        await add_users(service, "alice", "bob")
+        await service.sync_conversation(
+            "alice", "c1", participants={"alice": Participation(), "bob": Participation()}
+        )
+        await broker.flush()
+        inbox = Inbox()
+        service.subscribe("alice", inbox)
+        await service.send_message("alice", "c1", "hello")
+
+        await service.mark_read("bob", "c1")
+        await service.mark_read("bob", "c1")
+        await broker.flush()
+    finally:
+        await service.close()
+
+    assert inbox.types() == ["message_sent", "messages_read"]

@@ -1,0 +1,580 @@
+"""Tests of SQLiteStore against real database files in tmp_path."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from talkjs_components.errors import InvalidInput, NotFound, StorageError
+from talkjs_components.models import (
+    MAX_CUSTOM_FIELDS,
+    AccessLevel,
+    ConversationAttributes,
+    Message,
+    MessageOrigin,
+    MessageType,
+    Participation,
+    User,
+)
+from talkjs_components.store.sqlite import SCHEMA_VERSION, SQLiteStore, new_message_id
+
+APP_ID = "app-test"
+
+
+@dataclass
+class Draft:
+    """A message to insert; satisfies store.NewMessage."""
+
+    conversation_id: str
+    sender_id: str | None
+    text: str
+    type: MessageType = MessageType.USER
+    custom: dict[str, str] = field(default_factory=dict)
+    origin: MessageOrigin = MessageOrigin.WEB
+    idempotency_key: str | None = None
+
+
+@pytest.fixture
+def database_path(tmp_path: Path) -> Path:
+    return tmp_path / "chat.sqlite3"
+
+
+@pytest.fixture
+async def store(database_path: Path) -> AsyncIterator[SQLiteStore]:
+    store = SQLiteStore(database_path, APP_ID)
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def add_users(store: SQLiteStore, *user_ids: str) -> None:
+    for user_id in user_ids:
+        await store.upsert_user(User(id=user_id, name=user_id.title()))
+
+
+async def create_chat(store: SQLiteStore, conversation_id: str, *user_ids: str) -> None:
+    """Create the users and a conversation in which they all have ReadWrite access."""
+    await add_users(store, *user_ids)
+    await store.upsert_conversation(
+        conversation_id, None, {user_id: Participation() for user_id in user_ids}
+    )
+
+
+async def send(store: SQLiteStore, conversation_id: str, sender_id: str, text: str) -> Message:
+    message, created = await store.insert_message(Draft(conversation_id, sender_id, text))
+    assert created
+    return message
+
+
+async def unread_counts(store: SQLiteStore, user_id: str) -> dict[str, int]:
+    return {
+        unread.conversation.id: unread.unread_message_count
+        for unread in await store.get_unreads(user_id)
+    }
+
+
+# Schema and lifecycle
+
+
+async def test_open_creates_schema(store: SQLiteStore, database_path: Path) -> None:
+    await store.close()
+
+    with sqlite3.connect(database_path) as connection:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        journal_mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+        tables = {
+            row[0]
+            for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        columns = {
+            table: {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+            for table in ("users", "conversations", "participants", "messages")
+        }
+    connection.close()
+    await store.open()
+
+    assert version == SCHEMA_VERSION == 1
+    assert journal_mode == "wal"
+    assert {"users", "conversations", "participants", "messages"} <= tables
+    for table, names in columns.items():
+        assert "app_id" in names, table
+
+
+async def test_newer_schema_version_rejected(database_path: Path) -> None:
+    connection = sqlite3.connect(database_path)
+    connection.execute("PRAGMA user_version = 7")
+    connection.close()
+    store = SQLiteStore(database_path, APP_ID)
+
+    with pytest.raises(StorageError) as raised:
+        await store.open()
+
+    message = str(raised.value)
+    assert str(database_path) in message
+    assert "schema version 7" in message
+    assert "supports schema version 1 only" in message
+    assert "upgrade talkjs-components" in message
+
+
+async def test_unversioned_tables_rejected(database_path: Path) -> None:
+    connection = sqlite3.connect(database_path)
+    connection.execute("CREATE TABLE notes (text TEXT)")
+    connection.close()
+    store = SQLiteStore(database_path, APP_ID)
+
+    with pytest.raises(StorageError, match="has tables but no talkjs-components schema version"):
+        await store.open()
+
+
+async def test_non_database_file_rejected(database_path: Path) -> None:
+    await asyncio.to_thread(database_path.write_bytes, b"not an SQLite database" * 100)
+    store = SQLiteStore(database_path, APP_ID)
+
+    with pytest.raises(StorageError, match=r"opening SQLite database .* failed"):
+        await store.open()
+
+
+async def test_use_before_open_raises(database_path: Path) -> None:
+    store = SQLiteStore(database_path, APP_ID)
+
+    with pytest.raises(StorageError, match=r"cannot get users: .* is not open"):
+        await store.get_users(["alice"])
+
+
+async def test_locked_database_raises_storage_error(database_path: Path) -> None:
+    store = SQLiteStore(database_path, APP_ID, busy_timeout=0.05)
+    await store.open()
+    blocker = sqlite3.connect(database_path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StorageError) as raised:
+            await store.upsert_user(User(id="alice"))
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        await store.close()
+
+    assert "SQLite upsert user failed" in str(raised.value)
+    assert "locked" in str(raised.value)
+    assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
+
+
+async def test_data_survives_reopen(database_path: Path) -> None:
+    store = SQLiteStore(database_path, APP_ID)
+    await store.open()
+    await create_chat(store, "c1", "alice", "bob")
+    sent = await send(store, "c1", "alice", "hello")
+    await store.close()
+
+    reopened = SQLiteStore(database_path, APP_ID)
+    await reopened.open()
+    try:
+        users = await reopened.get_users(["alice", "bob"])
+        conversation = await reopened.get_conversation("c1")
+        page = await reopened.list_messages("c1", limit=10, before_message_id=None)
+        unreads = await unread_counts(reopened, "bob")
+    finally:
+        await reopened.close()
+
+    assert set(users) == {"alice", "bob"}
+    assert conversation is not None
+    assert set(conversation.participants) == {"alice", "bob"}
+    assert [message.id for message in page.messages] == [sent.id]
+    assert unreads == {"c1": 1}
+
+
+async def test_apps_sharing_file_are_isolated(database_path: Path) -> None:
+    first = SQLiteStore(database_path, "app-one")
+    await first.open()
+    await create_chat(first, "c1", "alice")
+    await first.close()
+
+    second = SQLiteStore(database_path, "app-two")
+    await second.open()
+    try:
+        users = await second.get_users(["alice"])
+        conversation = await second.get_conversation("c1")
+        await create_chat(second, "c1", "zed")
+        second_conversation = await second.get_conversation("c1")
+    finally:
+        await second.close()
+
+    assert users == {}
+    assert conversation is None
+    assert second_conversation is not None
+    assert set(second_conversation.participants) == {"zed"}
+
+
+# Ids
+
+
+def test_message_ids_are_sortable_and_unique() -> None:
+    ids = [new_message_id() for _ in range(1000)]
+
+    for message_id in ids:
+        assert re.fullmatch(r"msg_[0-9A-HJKMNP-TV-Z]{26}", message_id), message_id
+    assert len(set(ids)) == len(ids)
+    # The first 10 characters after the prefix encode the time in milliseconds.
+    prefixes = [message_id[4:14] for message_id in ids]
+    assert prefixes == sorted(prefixes)
+
+
+# Users
+
+
+async def test_user_upsert_merges_fields(store: SQLiteStore) -> None:
+    created = await store.upsert_user(
+        User(id="alice", name="Alice", email=["a@example.com"], role="admin", custom={"a": "1"})
+    )
+
+    updated = await store.upsert_user(User(id="alice", role=None, custom={"b": "2"}))
+
+    assert updated.name == "Alice"
+    assert updated.email == ["a@example.com"]
+    assert updated.role is None
+    assert updated.custom == {"a": "1", "b": "2"}
+    assert updated.created_at == created.created_at
+    assert created.created_at is not None
+
+
+async def test_user_custom_key_removed_by_none(store: SQLiteStore) -> None:
+    await store.upsert_user(User(id="alice", custom={"a": "1", "b": "2"}))
+
+    updated = await store.upsert_user(User(id="alice", custom={"a": None}))
+    stored = (await store.get_users(["alice"]))["alice"]
+
+    assert updated.custom == {"b": "2"}
+    assert stored == updated
+
+
+async def test_user_custom_deleted_by_none(store: SQLiteStore) -> None:
+    await store.upsert_user(User(id="alice", custom={"a": "1"}))
+
+    updated = await store.upsert_user(User(id="alice", custom=None))
+
+    assert updated.custom is None
+
+
+async def test_user_custom_over_limit_rejected(store: SQLiteStore) -> None:
+    full = {f"key{number}": "x" for number in range(MAX_CUSTOM_FIELDS)}
+    await store.upsert_user(User(id="alice", custom=dict(full)))
+
+    with pytest.raises(InvalidInput, match=r"custom would have 101 keys .* limit of 100"):
+        await store.upsert_user(User(id="alice", custom={"one more": "x"}))
+
+
+async def test_get_users_skips_unknown(store: SQLiteStore) -> None:
+    await add_users(store, "alice", "bob")
+
+    users = await store.get_users(["alice", "nobody", "bob"])
+
+    assert sorted(users) == ["alice", "bob"]
+    assert users["alice"].name == "Alice"
+
+
+# Conversations and participants
+
+
+async def test_conversation_create_then_merge(store: SQLiteStore) -> None:
+    await add_users(store, "alice")
+    conversation, created = await store.upsert_conversation(
+        "c1",
+        ConversationAttributes(subject="Plans", photo_url="https://x/p.png", custom={"a": "1"}),
+        {"alice": Participation()},
+    )
+
+    updated, created_again = await store.upsert_conversation(
+        "c1", ConversationAttributes(photo_url=None, custom={"a": None, "b": "2"}), None
+    )
+
+    assert created
+    assert not created_again
+    assert conversation.subject == "Plans"
+    assert updated.subject == "Plans"
+    assert updated.photo_url is None
+    assert updated.custom == {"b": "2"}
+    assert updated.created_at == conversation.created_at
+    assert set(updated.participants) == {"alice"}
+
+
+async def test_participant_update_keeps_unset_fields(store: SQLiteStore) -> None:
+    await add_users(store, "alice", "bob")
+    await store.upsert_conversation(
+        "c1", None, {"alice": Participation(), "bob": Participation(notify=False)}
+    )
+
+    updated, _ = await store.upsert_conversation(
+        "c1", None, {"bob": Participation(access=AccessLevel.READ)}
+    )
+
+    assert updated.participants["bob"].access is AccessLevel.READ
+    assert updated.participants["bob"].notify is False
+    assert updated.participants["alice"].access is AccessLevel.READ_WRITE
+
+
+async def test_unknown_participant_user_rejected(store: SQLiteStore) -> None:
+    await add_users(store, "alice")
+
+    with pytest.raises(NotFound) as raised:
+        await store.upsert_conversation(
+            "c1", None, {"alice": Participation(), "ghost": Participation()}
+        )
+
+    assert "user 'ghost' not found" in str(raised.value)
+    assert "upsert the user" in str(raised.value)
+    assert await store.get_conversation("c1") is None
+
+
+async def test_remove_participant(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+
+    updated = await store.remove_participant("c1", "bob")
+
+    assert set(updated.participants) == {"alice"}
+    with pytest.raises(NotFound, match="user 'bob' is not a participant of conversation 'c1'"):
+        await store.remove_participant("c1", "bob")
+    with pytest.raises(NotFound, match="conversation 'nope' not found"):
+        await store.remove_participant("nope", "bob")
+
+
+async def test_delete_conversation_removes_messages(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+    await send(store, "c1", "alice", "hi")
+
+    await store.delete_conversation("c1")
+
+    assert await store.get_conversation("c1") is None
+    assert await store.get_unreads("bob") == []
+    assert await store.list_user_conversations("alice") == []
+    with pytest.raises(NotFound, match="conversation 'c1' not found"):
+        await store.delete_conversation("c1")
+
+
+async def test_list_user_conversations_by_activity(store: SQLiteStore) -> None:
+    await create_chat(store, "older", "alice", "bob")
+    await create_chat(store, "newer", "alice", "bob")
+    await create_chat(store, "bob-only", "bob")
+
+    await send(store, "newer", "bob", "first")
+    await send(store, "older", "bob", "second")
+    conversations = await store.list_user_conversations("alice")
+
+    assert [conversation.id for conversation in conversations] == ["older", "newer"]
+
+
+# Messages
+
+
+async def test_list_messages_pages_oldest_first(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+    sent = [await send(store, "c1", "alice", f"message {number}") for number in range(75)]
+    sent_ids = [message.id for message in sent]
+
+    first = await store.list_messages("c1", limit=30, before_message_id=None)
+    second = await store.list_messages("c1", limit=30, before_message_id=first.messages[0].id)
+    third = await store.list_messages("c1", limit=30, before_message_id=second.messages[0].id)
+
+    assert [message.id for message in first.messages] == sent_ids[45:]
+    assert first.has_more
+    assert [message.id for message in second.messages] == sent_ids[15:45]
+    assert second.has_more
+    assert [message.id for message in third.messages] == sent_ids[:15]
+    assert not third.has_more
+
+
+async def test_list_messages_exact_page_has_no_more(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice")
+    for number in range(3):
+        await send(store, "c1", "alice", f"message {number}")
+
+    page = await store.list_messages("c1", limit=3, before_message_id=None)
+
+    assert len(page.messages) == 3
+    assert not page.has_more
+
+
+async def test_list_messages_unknown_cursor(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice")
+    await create_chat(store, "c2", "alice")
+    elsewhere = await send(store, "c2", "alice", "in another conversation")
+
+    with pytest.raises(NotFound, match="message 'msg_missing' not found in conversation 'c1'"):
+        await store.list_messages("c1", limit=10, before_message_id="msg_missing")
+    with pytest.raises(NotFound, match=f"message '{elsewhere.id}' not found"):
+        await store.list_messages("c1", limit=10, before_message_id=elsewhere.id)
+
+
+async def test_insert_message_fields(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice")
+
+    message, created = await store.insert_message(
+        Draft("c1", "alice", "hi", custom={"k": "v"}, origin=MessageOrigin.REST)
+    )
+    conversation = await store.get_conversation("c1")
+
+    assert created
+    assert message.id.startswith("msg_")
+    assert message.sender_id == "alice"
+    assert message.custom == {"k": "v"}
+    assert message.origin is MessageOrigin.REST
+    assert message.read_by == []
+    assert conversation is not None
+    assert conversation.last_message_at == message.created_at
+
+
+async def test_insert_message_unknown_conversation(store: SQLiteStore) -> None:
+    with pytest.raises(NotFound, match="conversation 'nope' not found"):
+        await store.insert_message(Draft("nope", None, "hi", type=MessageType.SYSTEM))
+
+
+async def test_idempotency_key_returns_first_message(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+
+    first, first_created = await store.insert_message(
+        Draft("c1", "alice", "hi", idempotency_key="k1")
+    )
+    again, again_created = await store.insert_message(
+        Draft("c1", "alice", "hi again", idempotency_key="k1")
+    )
+    from_bob, bob_created = await store.insert_message(
+        Draft("c1", "bob", "hi", idempotency_key="k1")
+    )
+    page = await store.list_messages("c1", limit=10, before_message_id=None)
+
+    assert first_created
+    assert not again_created
+    assert again.id == first.id
+    assert again.text == "hi"
+    assert bob_created
+    assert from_bob.id != first.id
+    assert len(page.messages) == 2
+
+
+async def test_idempotency_key_for_system_messages(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice")
+    draft = Draft("c1", None, "alice joined", type=MessageType.SYSTEM, idempotency_key="join")
+
+    first, first_created = await store.insert_message(draft)
+    again, again_created = await store.insert_message(draft)
+
+    assert first_created
+    assert not again_created
+    assert again.id == first.id
+
+
+# Read positions
+
+
+async def test_read_by_lists_readers(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob", "carol")
+    first = await send(store, "c1", "alice", "one")
+    await send(store, "c1", "alice", "two")
+
+    await store.mark_read("c1", "bob", first.id)
+    partly = await store.list_messages("c1", limit=10, before_message_id=None)
+    await store.mark_read("c1", "bob", None)
+    await store.mark_read("c1", "carol", None)
+    fully = await store.list_messages("c1", limit=10, before_message_id=None)
+
+    assert [message.read_by for message in partly.messages] == [["bob"], []]
+    assert [message.read_by for message in fully.messages] == [["bob", "carol"]] * 2
+
+
+async def test_unread_counts_exclude_own_messages(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+
+    await send(store, "c1", "bob", "one")
+    await send(store, "c1", "bob", "two")
+    alice_before = await unread_counts(store, "alice")
+    bob_before = await unread_counts(store, "bob")
+    await send(store, "c1", "alice", "reply")
+
+    assert alice_before == {"c1": 2}
+    assert bob_before == {}
+    # Sending implies reading what came before.
+    assert await unread_counts(store, "alice") == {}
+    assert await unread_counts(store, "bob") == {"c1": 1}
+
+
+async def test_system_messages_count_as_unread(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice")
+
+    await store.insert_message(Draft("c1", None, "welcome", type=MessageType.SYSTEM))
+
+    assert await unread_counts(store, "alice") == {"c1": 1}
+
+
+async def test_mark_read_never_moves_backwards(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+    sent = [await send(store, "c1", "bob", f"message {number}") for number in range(3)]
+
+    middle = await store.advance_read_position("c1", "alice", sent[1].id)
+    latest = await store.advance_read_position("c1", "alice", None)
+    backwards = await store.advance_read_position("c1", "alice", sent[0].id)
+    repeated = await store.mark_read("c1", "alice", None)
+
+    assert middle == (sent[1].id, 1, True)
+    assert latest == (sent[2].id, 0, True)
+    assert backwards == (sent[2].id, 0, False)
+    assert repeated == (sent[2].id, 0)
+
+
+async def test_mark_read_in_empty_conversation(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice")
+
+    assert await store.advance_read_position("c1", "alice", None) == (None, 0, False)
+
+
+async def test_mark_read_by_non_participant(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice")
+    await add_users(store, "carol")
+
+    with pytest.raises(NotFound, match="user 'carol' is not a participant of conversation 'c1'"):
+        await store.mark_read("c1", "carol", None)
+
+
+async def test_new_participant_starts_read(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+    for number in range(5):
+        await send(store, "c1", "alice", f"history {number}")
+    await add_users(store, "carol")
+
+    await store.upsert_conversation("c1", None, {"carol": Participation()})
+    after_join = await unread_counts(store, "carol")
+    await send(store, "c1", "alice", "welcome carol")
+
+    assert after_join == {}
+    assert await unread_counts(store, "carol") == {"c1": 1}
+
+
+async def test_rejoining_participant_keeps_position(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+    await send(store, "c1", "alice", "one")
+
+    await store.upsert_conversation("c1", None, {"bob": Participation(notify=False)})
+
+    assert await unread_counts(store, "bob") == {"c1": 1}
+
+
+async def test_get_unreads_most_recent_first(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+    await create_chat(store, "c2", "alice", "bob")
+    await create_chat(store, "c3", "alice", "bob")
+
+    await send(store, "c1", "bob", "c1 first")
+    await send(store, "c2", "bob", "c2 first")
+    await send(store, "c2", "bob", "c2 second")
+    latest = await send(store, "c1", "bob", "c1 second")
+    unreads = await store.get_unreads("alice")
+
+    assert [unread.conversation.id for unread in unreads] == ["c1", "c2"]
+    assert [unread.unread_message_count for unread in unreads] == [2, 2]
+    assert unreads[0].last_message.id == latest.id
+    assert unreads[1].last_message.text == "c2 second"
+    assert set(unreads[0].conversation.participants) == {"alice", "bob"}
