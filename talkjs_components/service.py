@@ -28,7 +28,7 @@ import itertools
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, Protocol, TypeVar, runtime_checkable
+from typing import Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -116,21 +116,6 @@ class _NewMessage:
     custom: dict[str, str] = field(default_factory=dict)
     origin: MessageOrigin = MessageOrigin.WEB
     idempotency_key: str | None = None
-
-
-@runtime_checkable
-class _ReadPositionStore(Protocol):
-    """A store that also reports whether ``mark_read`` moved the read position.
-
-    ``Store.mark_read`` returns only the last read message and the unread
-    count, which do not show whether the position moved.
-    ``SQLiteStore.advance_read_position`` also returns that flag, computed inside the
-    transaction that moves the position.
-    """
-
-    async def advance_read_position(
-        self, conversation_id: str, user_id: str, message_id: str | None
-    ) -> tuple[str | None, int, bool]: ...
 
 
 class _State(enum.Enum):
@@ -503,38 +488,16 @@ class ChatService:
 
         conversation = await self._require_conversation(conversation_id)
         _require_participant(user_id, conversation)
-        last_read_id, unread_count, moved = await self._advance_read_position(
-            conversation_id, user_id, message_id
-        )
-        if moved:
+        position = await self._store.mark_read(conversation_id, user_id, message_id)
+        if position.moved:
             await self._publish(
                 MessagesRead(
                     conversation=conversation,
                     user_id=user_id,
-                    last_read_message_id=last_read_id,
-                    unread_message_count=unread_count,
+                    last_read_message_id=position.last_read_message_id,
+                    unread_message_count=position.unread_message_count,
                 )
             )
-
-    async def _advance_read_position(
-        self, conversation_id: str, user_id: str, message_id: str | None
-    ) -> tuple[str | None, int, bool]:
-        store = self._store
-        if isinstance(store, _ReadPositionStore):
-            return await store.advance_read_position(conversation_id, user_id, message_id)
-        # NOTE: with a store that implements only Store.mark_read, "moved" is
-        # inferred from the unread count before and after. A message that
-        # arrives between the two reads can hide a move, so the MessagesRead
-        # event is then missed.
-        before = await self._unread_count(user_id, conversation_id)
-        last_read_id, unread_count = await store.mark_read(conversation_id, user_id, message_id)
-        return last_read_id, unread_count, unread_count < before
-
-    async def _unread_count(self, user_id: str, conversation_id: str) -> int:
-        for unread in await self._store.get_unreads(user_id):
-            if unread.conversation.id == conversation_id:
-                return unread.unread_message_count
-        return 0
 
     @_converting_validation_errors
     async def get_unreads(self, user_id: str) -> list[UnreadConversation]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,10 +16,8 @@ from talkjs_components.models import (
     MAX_TEXT_LENGTH,
     AccessLevel,
     ChatEvent,
-    Conversation,
     ConversationAttributes,
     ConversationUpdated,
-    Message,
     MessageSent,
     MessagesPage,
     MessagesRead,
@@ -29,7 +27,6 @@ from talkjs_components.models import (
     User,
 )
 from talkjs_components.service import TRUSTED, ChatService, Limits
-from talkjs_components.store import NewMessage
 from talkjs_components.store.sqlite import SQLiteStore
 
 APP_ID = "app-test"
@@ -796,92 +793,3 @@ async def test_fan_out_reads_store_once(
     assert all(inbox.types() == ["message_sent"] for inbox in inboxes.values())
     assert operations_to_send == {"get conversation": 1, "insert message": 1}
     assert dict(store.operations) == {}
-
-
-# A store that implements only the Store protocol
-
-
-class ProtocolOnlyStore:
-    """Forwards the Store protocol to a real SQLiteStore and offers nothing more.
-
-    It lacks ``advance_read_position``, so the service falls back to
-    comparing unread counts.
-    """
-
-    def __init__(self, store: SQLiteStore) -> None:
-        self._store = store
-
-    async def open(self) -> None:
-        await self._store.open()
-
-    async def close(self) -> None:
-        await self._store.close()
-
-    async def upsert_user(self, user: User) -> User:
-        return await self._store.upsert_user(user)
-
-    async def get_users(self, user_ids: Sequence[str]) -> dict[str, User]:
-        return await self._store.get_users(user_ids)
-
-    async def get_conversation(self, conversation_id: str) -> Conversation | None:
-        return await self._store.get_conversation(conversation_id)
-
-    async def upsert_conversation(
-        self,
-        conversation_id: str,
-        attributes: ConversationAttributes | None,
-        participants: dict[str, Participation] | None,
-    ) -> tuple[Conversation, bool]:
-        return await self._store.upsert_conversation(conversation_id, attributes, participants)
-
-    async def remove_participant(self, conversation_id: str, user_id: str) -> Conversation:
-        return await self._store.remove_participant(conversation_id, user_id)
-
-    async def delete_conversation(self, conversation_id: str) -> None:
-        await self._store.delete_conversation(conversation_id)
-
-    async def list_user_conversations(self, user_id: str) -> list[Conversation]:
-        return await self._store.list_user_conversations(user_id)
-
-    async def insert_message(self, message: NewMessage) -> tuple[Message, bool]:
-        return await self._store.insert_message(message)
-
-    async def list_messages(
-        self, conversation_id: str, *, limit: int, before_message_id: str | None
-    ) -> MessagesPage:
-        return await self._store.list_messages(
-            conversation_id, limit=limit, before_message_id=before_message_id
-        )
-
-    async def mark_read(
-        self, conversation_id: str, user_id: str, message_id: str | None
-    ) -> tuple[str | None, int]:
-        return await self._store.mark_read(conversation_id, user_id, message_id)
-
-    async def get_unreads(self, user_id: str) -> list[UnreadConversation]:
-        return await self._store.get_unreads(user_id)
-
-
-async def test_mark_read_with_protocol_only_store(database_path: Path) -> None:
-    broker = MemoryBroker()
-    service = ChatService(
-        ProtocolOnlyStore(SQLiteStore(database_path, APP_ID)), broker, app_id=APP_ID
-    )
-    await service.start()
-    try:
-        await add_users(service, "alice", "bob")
-        await service.sync_conversation(
-            "alice", "c1", participants={"alice": Participation(), "bob": Participation()}
-        )
-        await broker.flush()
-        inbox = Inbox()
-        service.subscribe("alice", inbox)
-        await service.send_message("alice", "c1", "hello")
-
-        await service.mark_read("bob", "c1")
-        await service.mark_read("bob", "c1")
-        await broker.flush()
-    finally:
-        await service.close()
-
-    assert inbox.types() == ["message_sent", "messages_read"]

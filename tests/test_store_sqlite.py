@@ -514,21 +514,21 @@ async def test_mark_read_never_moves_backwards(store: SQLiteStore) -> None:
     await create_chat(store, "c1", "alice", "bob")
     sent = [await send(store, "c1", "bob", f"message {number}") for number in range(3)]
 
-    middle = await store.advance_read_position("c1", "alice", sent[1].id)
-    latest = await store.advance_read_position("c1", "alice", None)
-    backwards = await store.advance_read_position("c1", "alice", sent[0].id)
+    middle = await store.mark_read("c1", "alice", sent[1].id)
+    latest = await store.mark_read("c1", "alice", None)
+    backwards = await store.mark_read("c1", "alice", sent[0].id)
     repeated = await store.mark_read("c1", "alice", None)
 
     assert middle == (sent[1].id, 1, True)
     assert latest == (sent[2].id, 0, True)
     assert backwards == (sent[2].id, 0, False)
-    assert repeated == (sent[2].id, 0)
+    assert repeated == (sent[2].id, 0, False)
 
 
 async def test_mark_read_in_empty_conversation(store: SQLiteStore) -> None:
     await create_chat(store, "c1", "alice")
 
-    assert await store.advance_read_position("c1", "alice", None) == (None, 0, False)
+    assert await store.mark_read("c1", "alice", None) == (None, 0, False)
 
 
 async def test_mark_read_by_non_participant(store: SQLiteStore) -> None:

@@ -9,7 +9,7 @@ a coroutine; implementations must not block the event loop.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ..models import (
     Conversation,
@@ -23,7 +23,16 @@ from ..models import (
     User,
 )
 
-__all__ = ["NewMessage", "Store"]
+__all__ = ["NewMessage", "ReadPosition", "Store"]
+
+
+class ReadPosition(NamedTuple):
+    """A participant's read position after ``Store.mark_read``."""
+
+    last_read_message_id: str | None
+    unread_message_count: int
+    moved: bool
+    """Whether this call moved the position forward."""
 
 
 class NewMessage(Protocol):
@@ -100,11 +109,10 @@ class Store(Protocol):
 
     async def mark_read(
         self, conversation_id: str, user_id: str, message_id: str | None
-    ) -> tuple[str | None, int]:
+    ) -> ReadPosition:
         """Move the user's read position forward to ``message_id`` (``None``: the newest).
 
-        Returns the last read message id and the remaining unread count. The
-        position never moves backwards.
+        The position never moves backwards; the result tells whether it moved.
         """
 
     async def get_unreads(self, user_id: str) -> list[UnreadConversation]:

@@ -44,7 +44,7 @@ from ..models import (
     User,
     now_ms,
 )
-from . import NewMessage
+from . import NewMessage, ReadPosition
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "new_message_id"]
 
@@ -338,35 +338,20 @@ class SQLiteStore:
 
     async def mark_read(
         self, conversation_id: str, user_id: str, message_id: str | None
-    ) -> tuple[str | None, int]:
+    ) -> ReadPosition:
         """Move the user's read position forward to ``message_id`` (``None``: the newest).
 
-        The position never moves backwards.
-
-        Returns:
-            The last read message id and the remaining unread count.
+        The position never moves backwards; ``moved`` tells whether this call
+        moved it, as decided inside the write transaction.
 
         Raises:
             NotFound: the user is not a participant, or ``message_id`` is not a
                 message of the conversation.
         """
-        last_read_id, unread_count, _ = await self.advance_read_position(
-            conversation_id, user_id, message_id
-        )
-        return last_read_id, unread_count
-
-    async def advance_read_position(
-        self, conversation_id: str, user_id: str, message_id: str | None
-    ) -> tuple[str | None, int, bool]:
-        """Do what ``mark_read`` does and also return whether the position moved.
-
-        Returns:
-            The last read message id, the remaining unread count, and whether
-            the read position moved.
-        """
-        return await self._write(
+        last_read_id, unread_count, moved = await self._write(
             "mark read", lambda db: db.mark_read(conversation_id, user_id, message_id)
         )
+        return ReadPosition(last_read_id, unread_count, moved)
 
     async def get_unreads(self, user_id: str) -> list[UnreadConversation]:
         """Return the user's conversations with unread messages, most recent first.
