@@ -26,7 +26,7 @@ import enum
 import functools
 import itertools
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
@@ -269,6 +269,23 @@ class ChatService:
         self._require_running()
         user = _as_model(User, user)
         return await self._store.upsert_user(user)
+
+    @_converting_validation_errors
+    async def create_missing_users(self, users: Sequence[User]) -> list[User]:
+        """Create the users among ``users`` that do not exist yet and return them.
+
+        Existing users are left unchanged. Sessions use this to add users a
+        conversation builder names, without letting one user overwrite
+        another user's profile.
+        """
+        self._require_running()
+        checked = [_as_model(User, user) for user in users]
+        existing = await self._store.get_users([user.id for user in checked])
+        created: list[User] = []
+        for user in checked:
+            if user.id not in existing:
+                created.append(await self._store.upsert_user(user))
+        return created
 
     @_converting_validation_errors
     async def get_user(self, user_id: str) -> User:

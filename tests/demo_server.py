@@ -1,4 +1,4 @@
-"""Run ``talkjs-components demo`` as a real child process on a free loopback port."""
+"""Run the demo, or any ASGI app under uvicorn, as a child process on a loopback port."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["free_port", "running_demo"]
+__all__ = ["free_port", "running_demo", "running_server"]
 
 STARTUP_TIMEOUT = 30.0
 """Seconds a demo process may take to answer HTTP before the test fails."""
@@ -28,18 +28,25 @@ def free_port() -> int:
         return port
 
 
-@contextlib.asynccontextmanager
-async def running_demo(data: Path, port: int, log: Path) -> AsyncIterator[str]:
-    """Start the demo on 127.0.0.1:``port`` with its data in ``data``; yield its base URL.
-
-    The process is stopped with SIGINT (uvicorn's graceful shutdown) on exit,
-    and killed if it has not stopped after 10 seconds.
-    """
+def running_demo(data: Path, port: int, log: Path) -> contextlib.AbstractAsyncContextManager[str]:
+    """Start the demo on 127.0.0.1:``port`` with its data in ``data``; yield its base URL."""
     command = [
         sys.executable, "-m", "talkjs_components.cli", "demo",
         "--port", str(port), "--data", str(data), "--log-level", "warning",
     ]  # fmt: skip
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return running_server(command, port, log)
+
+
+@contextlib.asynccontextmanager
+async def running_server(
+    command: list[str], port: int, log: Path, environment: dict[str, str] | None = None
+) -> AsyncIterator[str]:
+    """Run ``command``, which serves HTTP on 127.0.0.1:``port``; yield the base URL.
+
+    The process is stopped with SIGINT (uvicorn's graceful shutdown) on exit,
+    and killed if it has not stopped after 10 seconds.
+    """
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(environment or {})}
     process = await asyncio.to_thread(_start, command, environment, log)
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -67,7 +74,7 @@ async def _wait_for_http(base_url: str, process: subprocess.Popen[bytes], log: P
             if process.poll() is not None:
                 output = await asyncio.to_thread(log.read_text, errors="replace")
                 raise RuntimeError(
-                    f"the demo exited with status {process.returncode}: {output[-2000:]}"
+                    f"the server exited with status {process.returncode}: {output[-2000:]}"
                 )
             try:
                 response = await client.get(base_url + "/", timeout=2)
@@ -76,4 +83,4 @@ async def _wait_for_http(base_url: str, process: subprocess.Popen[bytes], log: P
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.1)
-    raise TimeoutError(f"the demo did not answer at {base_url} within {STARTUP_TIMEOUT} s")
+    raise TimeoutError(f"the server did not answer at {base_url} within {STARTUP_TIMEOUT} s")

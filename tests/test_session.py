@@ -198,3 +198,19 @@ def test_one_on_one_id_is_symmetric() -> None:
 def test_one_on_one_id_known_value() -> None:
     # sha1('["alice","bob"]') computed independently with `printf '%s' ... | sha1sum`.
     assert one_on_one_id(User(id="bob"), "alice") == "4714b845b86fbe0ed913"
+
+
+async def test_builder_creates_missing_participant(backend: EmbeddedBackend) -> None:
+    session = _session(backend)
+    await session.wait_ready()
+    conversation = session.get_or_create_conversation("with-erin")
+    conversation.set_participant(session.me)
+    conversation.set_participant(User(id="erin", name="Erin"))
+    conversation.set_participant(User(id="bob", name="Not Bob"))
+    synced = await conversation.sync()
+    session.destroy()
+
+    assert set(synced.participants) == {"alice", "bob", "erin"}
+    assert (await backend.service.get_user("erin")).name == "Erin"
+    # An existing user's profile is not overwritten by another user's session.
+    assert (await backend.service.get_user("bob")).name == "Bob"

@@ -34,6 +34,7 @@ class ConversationBuilder:
         self.id = conversation_id
         self._attributes: dict[str, Any] = {}
         self._participants: dict[str, Participation] = {}
+        self._users: dict[str, User] = {}
 
     def __repr__(self) -> str:
         return f"<ConversationBuilder {self.id!r} participants={sorted(self._participants)}>"
@@ -101,8 +102,15 @@ class ConversationBuilder:
         access: AccessLevel | str = AccessLevel.READ_WRITE,
         notify: bool = True,
     ) -> None:
-        """Add a participant or change their settings; the user must already exist."""
+        """Add a participant or change their settings.
+
+        A ``User`` with fields besides its id is created when it does not
+        exist yet; an existing user's fields are not changed from here.
+        A bare id must name an existing user.
+        """
         user_id = user.id if isinstance(user, User) else user
+        if isinstance(user, User) and user.model_fields_set - {"id"}:
+            self._users[user_id] = user
         try:
             self._participants[user_id] = Participation(access=AccessLevel(access), notify=notify)
         except ValueError as exc:
@@ -137,7 +145,9 @@ class ConversationBuilder:
         if not self._attributes and not self._participants:
             return await self._session.get_conversation(self.id)
         attributes = ConversationAttributes(**self._attributes) if self._attributes else None
-        return await self._session.sync_conversation(self.id, attributes, self._participants)
+        return await self._session.sync_conversation(
+            self.id, attributes, self._participants, list(self._users.values())
+        )
 
     async def send_message(self, text: str, *, custom: Mapping[str, str] | None = None) -> Message:
         """Sync the conversation, then send ``text`` as the session's user."""

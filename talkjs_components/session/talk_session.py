@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -335,10 +335,17 @@ class TalkSession:
         conversation_id: str,
         attributes: ConversationAttributes | None = None,
         participants: Mapping[str, Participation] | None = None,
+        new_users: Sequence[User] = (),
     ) -> Conversation:
-        """Create or update a conversation (the user must be, or become, a participant)."""
+        """Create or update a conversation (the user must be, or become, a participant).
+
+        Users in ``new_users`` that do not exist yet are created first;
+        existing users are not changed.
+        """
         transport = await self._ready_transport("sync_conversation")
-        return await transport.sync_conversation(conversation_id, attributes, participants)
+        return await transport.sync_conversation(
+            conversation_id, attributes, participants, new_users
+        )
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
         """Return a conversation the user participates in."""

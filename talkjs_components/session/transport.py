@@ -8,7 +8,7 @@ standalone server. Sessions only use the :class:`Transport` interface.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -70,8 +70,9 @@ class Transport(Protocol):
         conversation_id: str,
         attributes: ConversationAttributes | None,
         participants: Mapping[str, Participation] | None,
+        new_users: Sequence[User] = (),
     ) -> Conversation:
-        """Create or update a conversation."""
+        """Create or update a conversation; create the missing users of ``new_users`` first."""
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
         """Return a conversation the user participates in."""
@@ -157,8 +158,11 @@ class InProcessTransport:
         conversation_id: str,
         attributes: ConversationAttributes | None,
         participants: Mapping[str, Participation] | None,
+        new_users: Sequence[User] = (),
     ) -> Conversation:
         service, user_id = self._bound
+        if new_users:
+            await service.create_missing_users(new_users)
         return await service.sync_conversation(user_id, conversation_id, attributes, participants)
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
