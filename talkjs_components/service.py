@@ -81,7 +81,7 @@ Actor = str | _Trusted
 
 @dataclass(frozen=True)
 class Limits:
-    """Limits enforced by the service; the defaults are documented in docs/limits.md."""
+    """Limits enforced by the service; docs/limits.md lists them with the model limits."""
 
     max_page_size: int = 100
     """Maximum messages returned by one ``list_messages`` call."""
