@@ -2,7 +2,7 @@
 
 An *actor* is the party on whose behalf an operation runs: a user id, checked
 against the conversation's participants, or :data:`TRUSTED` for server code
-that holds the app's secret key (REST calls, seeding, admin scripts).
+that has the app's secret key (REST calls, seeding, admin scripts).
 Authorization rules:
 
 - only participants read a conversation and its messages;

@@ -16,7 +16,7 @@ __all__ = ["SessionContext", "SessionState", "use_session", "use_session_state",
 
 @dataclass(frozen=True)
 class SessionState:
-    """What a ``Session`` component provides: its session, status and failure."""
+    """Value a ``Session`` component provides: its session, status and failure."""
 
     session: TalkSession | None = None
     status: SessionStatus | None = None
@@ -36,7 +36,7 @@ def use_session() -> TalkSession | None:
     """Return the live, connected session of the nearest ``Session``, else ``None``.
 
     ``None`` while connecting, after a failure, after unmount, and outside a
-    ``Session``. Code that holds the session across awaits should check
+    ``Session``. Code that keeps the session across awaits should check
     ``session.is_alive`` before using it again.
     """
     state = use_session_state()

@@ -85,7 +85,7 @@ def load_or_create_secret(database: Path) -> str:
 
 @component
 def DemoRoot() -> VdomDict:
-    """The demo's single page: sign-in, conversation list or chat, by URL path."""
+    """Render the demo's single page: sign-in, conversation list or chat, by URL path."""
     backend = embedded.configured(APP_ID)
     no_token: str | None = None
     token, set_token = use_state(no_token)

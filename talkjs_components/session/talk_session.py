@@ -41,7 +41,7 @@ _session_ids = itertools.count(1)
 
 
 class SessionStatus(StrEnum):
-    """Where a session is in its life."""
+    """Stage in the life of a session."""
 
     CONNECTING = "connecting"
     READY = "ready"

@@ -1,4 +1,4 @@
-"""How a TalkSession reaches the chat service.
+"""Transports: the connection between a TalkSession and the chat service.
 
 A transport performs chat operations on behalf of one authenticated user and
 delivers that user's events. :class:`InProcessTransport` calls the embedded
@@ -32,7 +32,7 @@ __all__ = ["Credentials", "InProcessTransport", "Transport"]
 
 @dataclass(frozen=True, repr=False)
 class Credentials:
-    """What a session presents to authenticate its user; never logged."""
+    """Credentials a session presents to authenticate its user; never logged."""
 
     token: str | None = None
     signature: str | None = None

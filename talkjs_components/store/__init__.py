@@ -1,7 +1,7 @@
 """Storage interface of the chat service, and its implementations.
 
 A store persists users, conversations, participants, messages and read
-positions for one app. It knows nothing of authorization or events: the
+positions for one app. It does no authorization and publishes no events, because the
 service decides who may do what and publishes what happened. Every method is
 a coroutine; implementations must not block the event loop.
 """
@@ -96,7 +96,7 @@ class Store(Protocol):
 
         When ``idempotency_key`` is set and a message with the same key
         exists in that conversation from that sender, the existing message is
-        returned and ``False`` tells that nothing was inserted.
+        returned with ``False``, and nothing is inserted.
         """
 
     async def list_messages(
@@ -112,7 +112,8 @@ class Store(Protocol):
     ) -> ReadPosition:
         """Move the user's read position forward to ``message_id`` (``None``: the newest).
 
-        The position never moves backwards; the result tells whether it moved.
+        The position never moves backwards, and ``moved`` in the result shows
+        whether this call moved it.
         """
 
     async def get_unreads(self, user_id: str) -> list[UnreadConversation]:

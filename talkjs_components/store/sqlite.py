@@ -341,7 +341,7 @@ class SQLiteStore:
     ) -> ReadPosition:
         """Move the user's read position forward to ``message_id`` (``None``: the newest).
 
-        The position never moves backwards; ``moved`` tells whether this call
+        The position never moves backwards. ``moved`` shows whether this call
         moved it, as decided inside the write transaction.
 
         Raises:
