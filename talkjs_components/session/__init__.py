@@ -1,13 +1,16 @@
 """Sessions: a user's live connection to the chat backend, without any UI."""
 
+from .backoff import Backoff
 from .conversation import ConversationBuilder
 from .ids import one_on_one_id
 from .payloads import SessionMessage
-from .talk_session import SessionStatus, TalkSession, TokenFetcher
+from .talk_session import SessionStatus, TalkSession
+from .tokens import TokenFetcher, token_expiry
 from .transport import Credentials, InProcessTransport, Transport
 from .unreads import Unreads
 
 __all__ = [
+    "Backoff",
     "ConversationBuilder",
     "Credentials",
     "InProcessTransport",
@@ -18,4 +21,5 @@ __all__ = [
     "Transport",
     "Unreads",
     "one_on_one_id",
+    "token_expiry",
 ]

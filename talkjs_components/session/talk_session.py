@@ -6,11 +6,11 @@ import asyncio
 import inspect
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
-from ..errors import ChatError, InvalidInput, SessionDestroyed
+from ..errors import AuthError, ChatError, InvalidInput, SessionDestroyed
 from ..models import (
     ChatEvent,
     Conversation,
@@ -22,22 +22,27 @@ from ..models import (
     User,
 )
 from ..service import Subscription
+from .backoff import Backoff
 from .conversation import ConversationBuilder
 from .payloads import SessionMessage, to_session_message
+from .tokens import TokenFetcher, TokenKeeper
 from .transport import Credentials, InProcessTransport, Transport
 from .unreads import Unreads
 
-__all__ = ["MessageHandler", "SessionStatus", "TalkSession", "TokenFetcher"]
+__all__ = ["ErrorHandler", "MessageHandler", "SessionStatus", "TalkSession", "TokenFetcher"]
 
 logger = logging.getLogger("talkjs_components.session")
 
-TokenFetcher = Callable[[], str | Awaitable[str]]
-"""Returns a fresh user token, synchronously or as an awaitable."""
-
 MessageHandler = Callable[[SessionMessage], Any]
 EventHandler = Callable[[ChatEvent], Any]
+ErrorHandler = Callable[[ChatError], Any]
+
+CONNECT_ATTEMPTS = 3
+"""Connection attempts when the first fails with a token a fetcher can replace."""
 
 _session_ids = itertools.count(1)
+
+_UNSET: Any = object()
 
 
 class SessionStatus(StrEnum):
@@ -62,9 +67,11 @@ class TalkSession:
             set fields are written to the backend on connect, or a user id of
             an existing user.
         token: A user token (JWT) proving the user's identity.
-        token_fetcher: Called for a token when none was given.
+        token_fetcher: Called for a token when none was given, shortly before
+            the current token expires, and when the backend rejects a token.
         signature: A legacy HMAC signature of the user id.
         transport: How to reach the backend; the embedded service by default.
+        retry_backoff: Delays between failed token refreshes.
     """
 
     def __init__(
@@ -76,6 +83,7 @@ class TalkSession:
         token_fetcher: TokenFetcher | None = None,
         signature: str | None = None,
         transport: Transport | None = None,
+        retry_backoff: Backoff | None = None,
     ) -> None:
         if not isinstance(app_id, str) or not app_id.strip():
             raise InvalidInput(f"app_id must be a non-empty string, got {app_id!r}")
@@ -90,8 +98,9 @@ class TalkSession:
         """Number of this session within the process, for logs."""
         self.app_id = app_id
         self._me = me
-        self._token = token
-        self._token_fetcher = token_fetcher
+        self._backoff = retry_backoff or Backoff()
+        self._tokens = TokenKeeper(token, token_fetcher, backoff=self._backoff)
+        self._token_task: asyncio.Task[None] | None = None
         self._signature = signature
         self._transport: Transport = transport or InProcessTransport()
         self._status = SessionStatus.CONNECTING
@@ -103,6 +112,7 @@ class TalkSession:
         self._message_handlers: list[MessageHandler] = []
         self._event_handlers: list[EventHandler] = []
         self._status_handlers: list[Callable[[SessionStatus], Any]] = []
+        self._error_handlers: list[ErrorHandler] = []
         self._users: dict[str, User] = {}
         self.unreads = Unreads(self)
         """The user's unread conversations."""
@@ -178,9 +188,11 @@ class TalkSession:
         self._message_handlers.clear()
         self._event_handlers.clear()
         self._status_handlers.clear()
+        self._error_handlers.clear()
         self.unreads._clear()
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._task, self._token_task):
+            if task is not None:
+                task.cancel()
         for task in list(self._handler_tasks):
             task.cancel()
         self._ready.set()
@@ -217,20 +229,59 @@ class TalkSession:
             await self._transport.close()
 
     async def _connect(self) -> None:
-        token = self._token
-        if token is None and self._token_fetcher is not None:
-            fetched = self._token_fetcher()
-            token = await fetched if inspect.isawaitable(fetched) else fetched
-        credentials = Credentials(token=token, signature=self._signature)
-        self._me = await self._transport.connect(
-            self.app_id, self._me, credentials, self._events.put_nowait, sync_me=self._sync_me
-        )
+        tokens = self._tokens
+        for attempt in range(CONNECT_ATTEMPTS):
+            if tokens.token is None and tokens.has_fetcher:
+                tokens.update(token=await tokens.fetch())
+            credentials = Credentials(token=tokens.token, signature=self._signature)
+            try:
+                self._me = await self._transport.connect(
+                    self.app_id,
+                    self._me,
+                    credentials,
+                    self._events.put_nowait,
+                    sync_me=self._sync_me,
+                )
+                break
+            except AuthError as error:
+                # A rejected token is worth replacing once more when a fetcher exists.
+                retryable = tokens.has_fetcher and error.code.startswith("token_")
+                if not retryable or attempt + 1 == CONNECT_ATTEMPTS:
+                    raise
+                self._report_error(error)
+                await asyncio.sleep(self._backoff.delay(attempt))
+                tokens.update(token=None)
         self._users[self._me.id] = self._me
+        self._token_task = asyncio.get_running_loop().create_task(
+            tokens.keep_fresh(self._reauthenticate, self._report_error),
+            name=f"talkjs-session-{self.id}-tokens",
+        )
+        self._token_task.add_done_callback(self._token_task_done)
         unreads = await self._transport.get_unreads()
         self._set_status(SessionStatus.READY)
         self._ready.set()
         logger.debug("session %s of user %r ready", self.id, self._me.id)
         self.unreads._load(unreads)
+
+    async def _reauthenticate(self, token: str) -> None:
+        await self._transport.reauthenticate(Credentials(token=token, signature=self._signature))
+
+    def _token_task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if isinstance(error, ChatError):
+            self._fail(error)
+        elif error is not None:
+            logger.error("token refresh of session %s crashed", self.id, exc_info=error)
+            self._fail(ChatError(f"token refresh failed unexpectedly: {type(error).__name__}"))
+
+    def _report_error(self, error: ChatError) -> None:
+        logger.warning(
+            "session %s of user %r: %s (%s)", self.id, self._me.id, error.message, error.code
+        )
+        for handler in list(self._error_handlers):
+            self._run_handler(handler, error, "on_error", lambda: True)
 
     def _fail(self, error: ChatError) -> None:
         if self._status is SessionStatus.DESTROYED:
@@ -246,6 +297,9 @@ class TalkSession:
         )
         self._set_status(SessionStatus.FAILED)
         self._ready.set()
+        for task in (self._task, self._token_task):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
 
     # -- events ----------------------------------------------------------------
 
@@ -254,6 +308,16 @@ class TalkSession:
         self._ensure_alive("on_message")
         self._message_handlers.append(handler)
         return Subscription(lambda: _discard(self._message_handlers, handler))
+
+    def on_error(self, handler: ErrorHandler) -> Subscription:
+        """Call ``handler`` with each error the session recovers from, like a failed token refresh.
+
+        An error that ends the session is not passed here: the status becomes
+        ``FAILED`` and :attr:`error` holds it.
+        """
+        self._ensure_alive("on_error")
+        self._error_handlers.append(handler)
+        return Subscription(lambda: _discard(self._error_handlers, handler))
 
     def on_event(self, handler: EventHandler) -> Subscription:
         """Call ``handler`` with every raw event of the user's conversations (used by the UI)."""
@@ -316,6 +380,45 @@ class TalkSession:
         self._ensure_alive(operation)
         await self.wait_ready()
         return self._transport
+
+    def update_credentials(
+        self, *, token: str | None = _UNSET, token_fetcher: TokenFetcher | None = _UNSET
+    ) -> None:
+        """Use a new token or token fetcher from now on, without reconnecting."""
+        self._ensure_alive("update_credentials")
+        self._tokens.update(token=token, fetcher=token_fetcher)
+
+    async def has_valid_credentials(self) -> bool:
+        """Return whether the backend accepts the session's current credentials; never raises."""
+        if not self.is_alive:
+            return False
+        try:
+            await self.wait_ready()
+            await self._reauthenticate_current()
+        except ChatError:
+            return False
+        return True
+
+    async def _reauthenticate_current(self) -> None:
+        credentials = Credentials(token=self._tokens.token, signature=self._signature)
+        await self._transport.reauthenticate(credentials)
+
+    async def update_me(self, user: User) -> User:
+        """Write the set fields of ``user`` (the session's own user) and return the stored user.
+
+        Fields set to ``None`` are deleted and unset fields are left as stored.
+
+        Raises:
+            InvalidInput: ``user`` is someone else.
+        """
+        if user.id != self._me.id:
+            raise InvalidInput(
+                f"update_me() got user {user.id!r}, but the session's user is {self._me.id!r}"
+            )
+        transport = await self._ready_transport("update_me")
+        self._me = await transport.sync_user(user)
+        self._users[self._me.id] = self._me
+        return self._me
 
     def get_or_create_conversation(self, conversation_id: str) -> ConversationBuilder:
         """Return a local builder for a conversation; nothing is sent until it syncs."""

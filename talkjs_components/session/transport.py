@@ -14,7 +14,7 @@ from typing import Protocol
 
 from .. import embedded
 from ..auth import authenticate
-from ..errors import AuthError, NotFound
+from ..errors import AuthError, NotFound, PermissionDenied
 from ..models import (
     ChatEvent,
     Conversation,
@@ -61,6 +61,12 @@ class Transport(Protocol):
 
     async def close(self) -> None:
         """Stop delivering events and release the connection."""
+
+    async def reauthenticate(self, credentials: Credentials) -> None:
+        """Present new credentials for the connected user; raise ``AuthError`` if rejected."""
+
+    async def sync_user(self, user: User) -> User:
+        """Write the set fields of the connected user and return the stored user."""
 
     async def get_users(self, user_ids: list[str]) -> dict[str, User]:
         """Return the known users among ``user_ids``."""
@@ -142,6 +148,17 @@ class InProcessTransport:
         self._service, self._user_id = service, me.id
         self._subscription = service.subscribe(me.id, on_event)
         return stored
+
+    async def reauthenticate(self, credentials: Credentials) -> None:
+        service, user_id = self._bound
+        backend = await embedded.get_backend(service.app_id)
+        authenticate(backend.app, user_id, token=credentials.token, signature=credentials.signature)
+
+    async def sync_user(self, user: User) -> User:
+        service, user_id = self._bound
+        if user.id != user_id:
+            raise PermissionDenied(f"session of user {user_id!r} cannot update user {user.id!r}")
+        return await service.upsert_user(user)
 
     async def close(self) -> None:
         if self._subscription is not None:
