@@ -11,15 +11,22 @@ from typing import Any
 
 from reactpy import config, reactjs
 
-__all__ = ["Composer", "MessageLog", "Timestamp", "load_js_components", "use_serial_rendering"]
+__all__ = [
+    "Composer",
+    "MessageLog",
+    "Notifier",
+    "Timestamp",
+    "load_js_components",
+    "use_serial_rendering",
+]
 
 _MODULE = Path(__file__).parent / "static" / "talkjs-components.js"
 
 # A fixed module name gives the file a stable URL: /reactpy/modules/talkjs-components.js.
 _constructors: list[Any] = reactjs.component_from_file(
-    _MODULE, ["Composer", "MessageLog", "Timestamp"], name="talkjs-components"
+    _MODULE, ["Composer", "MessageLog", "Notifier", "Timestamp"], name="talkjs-components"
 )
-Composer, MessageLog, Timestamp = _constructors
+Composer, MessageLog, Notifier, Timestamp = _constructors
 
 
 def load_js_components(path: Path, names: list[str], module_name: str) -> list[Any]:

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from reactpy import component, html, use_async_effect, use_state
+from reactpy import Ref, component, html, use_async_effect, use_effect, use_ref, use_state
 from reactpy.types import VdomDict
 
 from ..errors import ChatError, InvalidInput
@@ -21,7 +21,7 @@ from ..models import (
     MessageType,
     User,
 )
-from ..session import ConversationBuilder, TalkSession
+from ..session import BoxKind, ConversationBuilder, TalkSession, UIBox
 from ._adapter import Composer, MessageLog, Timestamp
 from .context import use_session, use_session_state
 from .strings import text
@@ -119,6 +119,10 @@ def _ActiveChatbox(
     messages, set_messages = use_state(no_messages)
     users, set_users = use_state(no_users)
     error, set_error = use_state(no_error)
+    # A conversation chosen through UIBox.select(); it wins until the props change.
+    no_override: tuple[str | None] | None = None
+    override, set_override = use_state(no_override)
+    box: Ref[UIBox | None] = use_ref(None)
 
     builder: ConversationBuilder | None = None
     if sync_conversation is not None:
@@ -127,11 +131,28 @@ def _ActiveChatbox(
             if isinstance(sync_conversation, ConversationBuilder)
             else sync_conversation(session)
         )
-        selection: object = ("builder", builder.snapshot())
+        prop_selection: object = ("builder", builder.snapshot())
     else:
-        selection = ("id", conversation_id)
+        prop_selection = ("id", conversation_id)
 
+    if override is not None:
+        builder = None
+        conversation_id = override[0]
+        selection: object = ("selected", conversation_id)
+    else:
+        selection = prop_selection
     target_id = builder.id if builder is not None else conversation_id
+
+    @use_effect(dependencies=[session])
+    def register_box() -> Callable[[], None]:
+        registered = UIBox(session, BoxKind.CHATBOX)
+        registered.on_select = lambda selected: set_override((selected,))
+        box.current = registered
+        return registered.destroy
+
+    @use_effect(dependencies=[prop_selection])
+    def follow_props() -> None:
+        set_override(None)
 
     async def remember_users(user_ids: Iterable[str]) -> None:
         known = await session.get_users(sorted(set(user_ids)))
@@ -160,6 +181,8 @@ def _ActiveChatbox(
         set_error(None)
         set_messages(())
         set_conversation(None)
+        if box.current is not None:
+            box.current.current_conversation_id = target_id
         if target_id is None:
             return
         subscription = session.on_event(on_event)

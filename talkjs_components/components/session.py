@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
-from reactpy import Ref, component, use_effect, use_ref, use_state
-from reactpy.types import Component, VdomChild
+from reactpy import Ref, component, use_async_effect, use_effect, use_ref, use_state
+from reactpy.types import VdomChild
 
-from ..errors import InvalidInput
+from ..errors import ChatError, InvalidInput
 from ..models import User
-from ..session import SessionStatus, TalkSession, TokenFetcher
+from ..session import SessionStatus, TalkSession
 from .context import SessionContext, SessionState
+from .notifier import NotificationBridge
+from .session_props import SESSION_EVENTS, normalize_session_props
 
 __all__ = ["Session"]
 
 SyncUser = User | Callable[[], User]
 
 
-def _resolve_me(user_id: str | None, sync_user: SyncUser | None) -> User | str:
+def _resolve_me(user_id: Any, sync_user: Any) -> User | str:
     """Return the user to sign in as, from exactly one of ``user_id`` and ``sync_user``."""
     if (user_id is None) == (sync_user is None):
         raise InvalidInput(
@@ -39,64 +42,90 @@ def _resolve_me(user_id: str | None, sync_user: SyncUser | None) -> User | str:
     return me
 
 
+def _user_fields(me: User | str) -> str | None:
+    """Return a comparable form of the fields ``sync_user`` sets, or ``None`` for a bare id."""
+    if isinstance(me, str):
+        return None
+    return json.dumps(me.model_dump(mode="json", exclude_unset=True), sort_keys=True)
+
+
+def _subscribe(session: TalkSession, event: str, handler: Callable[[Any], Any]) -> None:
+    subscribe: dict[str, Callable[[Callable[[Any], Any]], Any]] = {
+        "on_message": session.on_message,
+        "on_unreads_change": session.unreads.on_change,
+        "on_error": session.on_error,
+        "on_desktop_notification_clicked": session.on_desktop_notification_clicked,
+        "on_browser_permission_needed": session.on_browser_permission_needed,
+        "on_browser_permission_denied": session.on_browser_permission_denied,
+    }
+    subscribe[event](handler)
+
+
 @component
-def Session(
-    *children: VdomChild,
-    app_id: str,
-    user_id: str | None = None,
-    sync_user: SyncUser | None = None,
-    token: str | None = None,
-    token_fetcher: TokenFetcher | None = None,
-    signature: str | None = None,
-    session_ref: Ref[TalkSession | None] | None = None,
-    on_message: Callable[[Any], Any] | None = None,
-    on_unreads_change: Callable[[Any], Any] | None = None,
-) -> Component | Any:
+def Session(*children: VdomChild, **props: Any) -> Any:
     """Connect a user to the chat backend and provide the session to the components inside.
 
-    The session lives exactly as long as this component is mounted. It is
-    recreated only when ``app_id``, the user's id or ``signature`` change.
-    Children are always rendered, also while connecting; ``use_session()``
-    returns the session once it is connected.
+    Props (snake_case; the @talkjs/react camelCase spellings such as ``appId``,
+    ``syncUser`` or ``onMessage`` are accepted too):
 
-    Args:
-        children: Components that use the session (``Chatbox``, your own).
-        app_id: The app's id.
-        user_id: Id of an existing user to sign in as.
-        sync_user: A ``User`` (or a function returning one) to sign in as;
-            its set fields are written to the backend on connect.
-        token: A user token (JWT) signed with the app's secret key.
-        token_fetcher: Called for a token when ``token`` is not given.
-        signature: Legacy HMAC-SHA256 signature of the user id.
-        session_ref: A ref set to the session once connected and reset to
-            ``None`` when the session is destroyed.
-        on_message: Called with each ``SessionMessage`` of the user's conversations.
-        on_unreads_change: Called with the list of unread conversations once
-            loaded and on every change.
+    - ``app_id``: the app's id (required).
+    - ``user_id``: id of an existing user to sign in as; or
+    - ``sync_user``: a ``User``, or a function returning one, to sign in as.
+      Its set fields are written on connect and whenever they change; ``None``
+      deletes a field and unset fields are left as stored.
+    - ``token``: user token (JWT); a new token is used without reconnecting.
+    - ``token_fetcher``: function (sync or async) returning a fresh token,
+      called before the token expires and when the backend rejects it.
+    - ``signature``: legacy HMAC-SHA256 signature of the user id.
+    - ``session_ref``: a ``reactpy.Ref`` set to the session once connected and
+      reset to ``None`` when the session is destroyed.
+    - ``desktop_notification_enabled``: turn desktop notifications on or off.
+    - events: ``on_message``, ``on_unreads_change``,
+      ``on_desktop_notification_clicked``, ``on_browser_permission_needed``,
+      ``on_browser_permission_denied`` and ``on_error``.
+
+    The session lives exactly as long as this component is mounted, and is
+    recreated only when ``app_id``, the user's id or ``signature`` change.
+    Children are always rendered, also while connecting.
+
+    Raises:
+        InvalidInput: An unknown prop or event (the message lists the valid
+            ones), a missing ``app_id``, or not exactly one of ``user_id`` and
+            ``sync_user``.
     """
-    me = _resolve_me(user_id, sync_user)
+    options = normalize_session_props(props)
+    app_id = options.get("app_id")
+    if not isinstance(app_id, str) or not app_id:
+        raise InvalidInput(f"Session needs app_id, a non-empty string; got {app_id!r}")
+    me = _resolve_me(options.get("user_id"), options.get("sync_user"))
     me_id = me if isinstance(me, str) else me.id
+    signature: str | None = options.get("signature")
+    session_ref: Ref[TalkSession | None] | None = options.get("session_ref")
+    token: str | None = options.get("token")
+    has_fetcher = "token_fetcher" in options
+    notifications: bool | None = options.get("desktop_notification_enabled")
+    user_fields = _user_fields(me)
     state, set_state = use_state(SessionState)
 
-    # Handlers and credentials are read through refs, so a new lambda or token
+    # Handlers and credentials are read through a ref when used, so a new lambda
     # on every render neither recreates the session nor resubscribes.
     latest: Ref[dict[str, Any]] = use_ref({})
-    latest.current = {
-        "me": me,
-        "token": token,
-        "token_fetcher": token_fetcher,
-        "on_message": on_message,
-        "on_unreads_change": on_unreads_change,
-    }
+    latest.current = {**options, "me": me}
+    # The sync_user fields the backend last received, to write only changes.
+    written_fields: Ref[str | None] = use_ref(None)
+
+    def fetch_latest_token() -> Any:
+        return latest.current["token_fetcher"]()
 
     @use_effect(dependencies=[app_id, me_id, signature])
     def run_session() -> Callable[[], None]:
         current = latest.current
+        written_fields.current = _user_fields(current["me"])
         session = TalkSession(
             app_id,
             current["me"],
-            token=current["token"],
-            token_fetcher=current["token_fetcher"],
+            token=current.get("token"),
+            token_fetcher=fetch_latest_token if "token_fetcher" in current else None,
             signature=signature,
         )
 
@@ -107,8 +136,8 @@ def Session(
 
             return handler
 
-        session.on_message(forward("on_message"))
-        session.unreads.on_change(forward("on_unreads_change"))
+        for event in SESSION_EVENTS:
+            _subscribe(session, event, forward(event))
 
         def on_status(status: SessionStatus) -> None:
             if status is SessionStatus.DESTROYED:
@@ -128,4 +157,35 @@ def Session(
 
         return cleanup
 
-    return SessionContext(*children, value=state)
+    session = state.session
+
+    @use_effect(dependencies=[session, token, has_fetcher])
+    def apply_credentials() -> None:
+        if session is not None and session.is_alive:
+            session.update_credentials(
+                token=token, token_fetcher=fetch_latest_token if has_fetcher else None
+            )
+
+    @use_effect(dependencies=[session, notifications])
+    def apply_notifications() -> None:
+        if session is not None and session.is_alive and notifications is not None:
+            session.desktop_notifications.set_enabled(notifications)
+
+    @use_async_effect(dependencies=[session, state.status, user_fields])
+    async def write_user_fields() -> None:
+        if session is None or state.status is not SessionStatus.READY or not isinstance(me, User):
+            return
+        if user_fields == written_fields.current:
+            return
+        written_fields.current = user_fields
+        try:
+            await session.update_me(me)
+        except ChatError as error:
+            session._report_error(error)
+
+    bridge = (
+        NotificationBridge(session, key=f"notifier-{session.id}")
+        if session is not None and session.is_alive
+        else ""
+    )
+    return SessionContext(*children, bridge, value=state)

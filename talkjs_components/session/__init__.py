@@ -1,8 +1,17 @@
 """Sessions: a user's live connection to the chat backend, without any UI."""
 
 from .backoff import Backoff
+from .boxes import BoxKind, UIBox
 from .conversation import ConversationBuilder
 from .ids import one_on_one_id
+from .notifications import (
+    BrowserPermissionDeniedEvent,
+    BrowserPermissionNeededEvent,
+    DesktopNotification,
+    DesktopNotificationClickedEvent,
+    DesktopNotifications,
+    NotificationPermission,
+)
 from .payloads import SessionMessage
 from .talk_session import SessionStatus, TalkSession
 from .tokens import TokenFetcher, token_expiry
@@ -11,14 +20,22 @@ from .unreads import Unreads
 
 __all__ = [
     "Backoff",
+    "BoxKind",
+    "BrowserPermissionDeniedEvent",
+    "BrowserPermissionNeededEvent",
     "ConversationBuilder",
     "Credentials",
+    "DesktopNotification",
+    "DesktopNotificationClickedEvent",
+    "DesktopNotifications",
     "InProcessTransport",
+    "NotificationPermission",
     "SessionMessage",
     "SessionStatus",
     "TalkSession",
     "TokenFetcher",
     "Transport",
+    "UIBox",
     "Unreads",
     "one_on_one_id",
     "token_expiry",

@@ -23,7 +23,14 @@ from ..models import (
 )
 from ..service import Subscription
 from .backoff import Backoff
+from .boxes import BoxKind, UIBox
 from .conversation import ConversationBuilder
+from .notifications import (
+    BrowserPermissionDeniedEvent,
+    BrowserPermissionNeededEvent,
+    DesktopNotificationClickedEvent,
+    DesktopNotifications,
+)
 from .payloads import SessionMessage, to_session_message
 from .tokens import TokenFetcher, TokenKeeper
 from .transport import Credentials, InProcessTransport, Transport
@@ -114,8 +121,11 @@ class TalkSession:
         self._status_handlers: list[Callable[[SessionStatus], Any]] = []
         self._error_handlers: list[ErrorHandler] = []
         self._users: dict[str, User] = {}
+        self._boxes: list[UIBox] = []
         self.unreads = Unreads(self)
         """The user's unread conversations."""
+        self.desktop_notifications = DesktopNotifications(self)
+        """Desktop notification state, shown by the page's Notifier component."""
 
     def __repr__(self) -> str:
         return (
@@ -190,6 +200,9 @@ class TalkSession:
         self._status_handlers.clear()
         self._error_handlers.clear()
         self.unreads._clear()
+        self.desktop_notifications._clear()
+        for box in list(self._boxes):
+            box.destroy()
         for task in (self._task, self._token_task):
             if task is not None:
                 task.cancel()
@@ -329,11 +342,18 @@ class TalkSession:
         self.unreads._apply(event, self._me.id)
         for event_handler in list(self._event_handlers):
             self._run_handler(event_handler, event, "on_event", lambda: True)
-        if isinstance(event, MessageSent) and self._message_handlers:
-            sender = await self._get_sender(event.message)
-            payload = to_session_message(event.message, event.conversation, self._me.id, sender)
-            for handler in list(self._message_handlers):
-                self._run_handler(handler, payload, "on_message", self._is_subscribed(handler))
+        if not isinstance(event, MessageSent):
+            return
+        notify = self.desktop_notifications.enabled and event.message.sender_id != self._me.id
+        if not self._message_handlers and not notify:
+            return
+        sender = await self._get_sender(event.message)
+        if notify:
+            shown = any(box.current_conversation_id == event.conversation.id for box in self._boxes)
+            self.desktop_notifications._consider(event, sender, shown)
+        payload = to_session_message(event.message, event.conversation, self._me.id, sender)
+        for handler in list(self._message_handlers):
+            self._run_handler(handler, payload, "on_message", self._is_subscribed(handler))
 
     def _is_subscribed(self, handler: MessageHandler) -> Callable[[], bool]:
         return lambda: handler in self._message_handlers
@@ -366,6 +386,9 @@ class TalkSession:
             task = asyncio.ensure_future(result)
             self._handler_tasks.add(task)
             task.add_done_callback(lambda done: self._handler_finished(done, name))
+
+    def _log_handler_error(self, name: str) -> None:
+        logger.exception("%s handler of session %s failed", name, self.id)
 
     def _handler_finished(self, task: asyncio.Future[Any], name: str) -> None:
         self._handler_tasks.discard(task)
@@ -419,6 +442,64 @@ class TalkSession:
         self._me = await transport.sync_user(user)
         self._users[self._me.id] = self._me
         return self._me
+
+    # -- UI boxes and desktop notifications ----------------------------------------
+
+    def _register_box(self, box: UIBox) -> None:
+        self._ensure_alive("create a UI box")
+        self._boxes.append(box)
+
+    def _unregister_box(self, box: UIBox) -> None:
+        _discard(self._boxes, box)
+
+    def get_chatboxes(self) -> list[UIBox]:
+        """Return the mounted Chatboxes of this session."""
+        return [box for box in self._boxes if box.kind is BoxKind.CHATBOX]
+
+    def get_inboxes(self) -> list[UIBox]:
+        """Return the mounted Inboxes of this session."""
+        return [box for box in self._boxes if box.kind is BoxKind.INBOX]
+
+    def get_popups(self) -> list[UIBox]:
+        """Return the mounted Popups of this session."""
+        return [box for box in self._boxes if box.kind is BoxKind.POPUP]
+
+    def set_desktop_notification_enabled(self, enabled: bool) -> None:
+        """Turn desktop notifications on or off for this session.
+
+        The browser asks the user for permission on their next click or key
+        press, after ``on_browser_permission_needed`` handlers ran.
+
+        Raises:
+            ChatError: The page reported notifications as unsupported or denied.
+        """
+        self.desktop_notifications.set_enabled(enabled)
+
+    def on_desktop_notification_clicked(
+        self, handler: Callable[[DesktopNotificationClickedEvent], Any]
+    ) -> Subscription:
+        """Call ``handler`` when the user clicks a desktop notification.
+
+        With no handler, clicking selects the conversation in a mounted Inbox.
+        """
+        self._ensure_alive("on_desktop_notification_clicked")
+        return self.desktop_notifications.on_clicked(handler)
+
+    def on_browser_permission_needed(
+        self, handler: Callable[[BrowserPermissionNeededEvent], Any]
+    ) -> Subscription:
+        """Call ``handler`` before the browser prompts for notification permission."""
+        self._ensure_alive("on_browser_permission_needed")
+        return self.desktop_notifications.on_permission_needed(handler)
+
+    def on_browser_permission_denied(
+        self, handler: Callable[[BrowserPermissionDeniedEvent], Any]
+    ) -> Subscription:
+        """Call ``handler`` when notification permission is refused."""
+        self._ensure_alive("on_browser_permission_denied")
+        return self.desktop_notifications.on_permission_denied(handler)
+
+    # -- conversations and messages ------------------------------------------------
 
     def get_or_create_conversation(self, conversation_id: str) -> ConversationBuilder:
         """Return a local builder for a conversation; nothing is sent until it syncs."""

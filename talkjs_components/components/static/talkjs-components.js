@@ -130,3 +130,72 @@ export function Composer({
     h("button", { type: "button", onClick: send, disabled: disabled || !text.trim() }, sendLabel),
   );
 }
+
+// Desktop notifications. Python decides what to notify; this component owns
+// everything only the browser knows: the permission, the user's gestures,
+// whether the window has focus, and the notification's click.
+export function Notifier({
+  enabled,
+  promptAllowed,
+  notification,
+  onPermission,
+  onPermissionNeeded,
+  onClicked,
+}) {
+  const supported = typeof window !== "undefined" && "Notification" in window;
+  const permission = () => (supported ? Notification.permission : "unsupported");
+  const askedPython = useRef(false);
+  const shownId = useRef(null);
+
+  // Report the permission on mount and whenever the tab becomes visible again,
+  // because the user may have changed it in the browser's settings meanwhile.
+  useEffect(() => {
+    const report = () => onPermission({ permission: permission() });
+    report();
+    document.addEventListener("visibilitychange", report);
+    return () => document.removeEventListener("visibilitychange", report);
+  }, []);
+
+  // Before any prompt, give Python's on_browser_permission_needed a chance to object.
+  useEffect(() => {
+    if (enabled && permission() === "default" && !askedPython.current) {
+      askedPython.current = true;
+      onPermissionNeeded({});
+    }
+  }, [enabled]);
+
+  // Browsers only prompt during a user gesture, so wait for the next click or key.
+  useEffect(() => {
+    if (!enabled || !promptAllowed || permission() !== "default") return undefined;
+    const remove = () => {
+      document.removeEventListener("click", ask, true);
+      document.removeEventListener("keydown", ask, true);
+    };
+    const ask = () => {
+      remove();
+      Notification.requestPermission().then((result) => onPermission({ permission: result }));
+    };
+    document.addEventListener("click", ask, true);
+    document.addEventListener("keydown", ask, true);
+    return remove;
+  }, [enabled, promptAllowed]);
+
+  const notificationId = notification ? notification.id : null;
+  useEffect(() => {
+    if (!notification || notification.id === shownId.current) return;
+    shownId.current = notification.id;
+    if (!enabled || permission() !== "granted") return;
+    if (document.hasFocus() && notification.conversationShown) return;
+    const shown = new Notification(notification.title, {
+      body: notification.body,
+      tag: notification.conversationId,
+      icon: notification.icon || undefined,
+    });
+    shown.onclick = () => {
+      window.focus();
+      shown.close();
+      onClicked({ conversationId: notification.conversationId });
+    };
+  }, [notificationId]);
+  return null;
+}

@@ -1,0 +1,72 @@
+"""UI boxes (Chatbox, Inbox, Popup) as their session sees them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from ..errors import SessionDestroyed
+
+if TYPE_CHECKING:
+    from .talk_session import TalkSession
+
+__all__ = ["BoxKind", "UIBox"]
+
+
+class BoxKind(StrEnum):
+    """Kind of UI box."""
+
+    CHATBOX = "chatbox"
+    INBOX = "inbox"
+    POPUP = "popup"
+
+
+class UIBox:
+    """A mounted Chatbox, Inbox or Popup, registered with its session until unmounted.
+
+    ``current_conversation_id`` is the conversation the box shows. The
+    component that owns the box sets ``on_select`` to handle :meth:`select`.
+    """
+
+    def __init__(self, session: TalkSession, kind: BoxKind) -> None:
+        self.kind = kind
+        self.current_conversation_id: str | None = None
+        self.on_select: Callable[[str | None], None] | None = None
+        self._session = session
+        self._alive = True
+        session._register_box(self)
+
+    def __repr__(self) -> str:
+        state = "alive" if self._alive else "destroyed"
+        return f"<UIBox {self.kind.value} {self.current_conversation_id!r} {state}>"
+
+    @property
+    def session(self) -> TalkSession:
+        """The session the box belongs to."""
+        return self._session
+
+    @property
+    def is_alive(self) -> bool:
+        """Whether the box is still mounted and its session alive."""
+        return self._alive and self._session.is_alive
+
+    def select(self, conversation_id: str | None) -> None:
+        """Show another conversation (``None`` for none).
+
+        Raises:
+            SessionDestroyed: The box was destroyed.
+        """
+        if not self.is_alive:
+            raise SessionDestroyed(
+                f"cannot select {conversation_id!r} in a destroyed {self.kind.value}"
+            )
+        if self.on_select is not None:
+            self.on_select(conversation_id)
+
+    def destroy(self) -> None:
+        """Unregister the box; calling it again does nothing."""
+        if self._alive:
+            self._alive = False
+            self.on_select = None
+            self._session._unregister_box(self)
