@@ -525,6 +525,12 @@ class ChatService:
 
     # Events
 
+    def listener_count(self, user_id: str | None = None) -> int:
+        """Return how many listeners are subscribed, for ``user_id`` or for all users."""
+        if user_id is not None:
+            return len(self._listeners.get(user_id, {}))
+        return sum(len(listeners) for listeners in self._listeners.values())
+
     def subscribe(self, user_id: str, listener: Callable[[ChatEvent], None]) -> Subscription:
         """Call ``listener`` with every event of the user's conversations.
 

@@ -106,7 +106,8 @@ class LayoutRunner:
                 raise TimeoutError(
                     f"condition not met within {timeout} s; rendered text: {self.text!r}"
                 )
+            # Short slices, so a condition that turns true without a render is seen too.
             try:
-                await self.render(timeout=remaining)
+                await self.render(timeout=min(remaining, 0.05))
             except TimeoutError:
                 continue
