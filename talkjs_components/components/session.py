@@ -168,8 +168,13 @@ def Session(*children: VdomChild, **props: Any) -> Any:
 
     @use_effect(dependencies=[session, notifications])
     def apply_notifications() -> None:
-        if session is not None and session.is_alive and notifications is not None:
+        if session is None or not session.is_alive or notifications is None:
+            return
+        try:
             session.desktop_notifications.set_enabled(notifications)
+        except ChatError as error:
+            # The denied or unsupported state is already reported to its handlers.
+            session._report_error(error)
 
     @use_async_effect(dependencies=[session, state.status, user_fields])
     async def write_user_fields() -> None:

@@ -108,6 +108,7 @@ class DesktopNotifications:
 
     def __init__(self, session: TalkSession) -> None:
         self._session = session
+        self._wanted = False
         self._enabled = False
         self._permission = NotificationPermission.UNKNOWN
         self._latest: DesktopNotification | None = None
@@ -157,12 +158,18 @@ class DesktopNotifications:
     def set_enabled(self, enabled: bool) -> None:
         """Turn notifications on or off.
 
+        Turning them on where the browser denied permission runs the
+        ``on_browser_permission_denied`` handlers and raises. The request is
+        remembered: notifications start once the page reports that the user
+        allowed them in the browser's settings.
+
         Raises:
             ChatError: Turning on where the page reported that notifications
                 are unsupported (code ``notifications_not_supported``) or denied
                 (code ``notifications_permission_denied``).
         """
         self._session._ensure_alive("set_desktop_notification_enabled")
+        self._wanted = enabled
         if enabled and self._permission is NotificationPermission.UNSUPPORTED:
             raise ChatError(
                 "desktop notifications are not supported by this browser or page "
@@ -170,14 +177,28 @@ class DesktopNotifications:
                 code="notifications_not_supported",
             )
         if enabled and self._permission is NotificationPermission.DENIED:
+            self._emit_denied()
             raise ChatError(
                 "the browser denied notification permission; the user has to allow "
                 "notifications for this site in the browser's settings",
                 code="notifications_permission_denied",
             )
+        self._apply()
+
+    def _apply(self) -> None:
+        blocked = self._permission in (
+            NotificationPermission.DENIED,
+            NotificationPermission.UNSUPPORTED,
+        )
+        enabled = self._wanted and not blocked
         if enabled != self._enabled:
             self._enabled = enabled
             self._changed()
+
+    def _emit_denied(self) -> None:
+        self._emit(
+            self._denied_handlers, BrowserPermissionDeniedEvent(), "on_browser_permission_denied"
+        )
 
     # -- reports from the page ---------------------------------------------------
 
@@ -187,16 +208,13 @@ class DesktopNotifications:
             value = NotificationPermission(permission)
         except ValueError:
             value = NotificationPermission.UNSUPPORTED
-        if value is not self._permission:
-            self._permission = value
-            if value is NotificationPermission.DENIED and self._enabled:
-                self._enabled = False
-                self._emit(
-                    self._denied_handlers,
-                    BrowserPermissionDeniedEvent(),
-                    "on_browser_permission_denied",
-                )
-            self._changed()
+        if value is self._permission:
+            return
+        self._permission = value
+        if value is NotificationPermission.DENIED and self._wanted:
+            self._emit_denied()
+        self._apply()
+        self._changed()
 
     async def report_permission_needed(self) -> None:
         """Run ``on_browser_permission_needed`` handlers, then allow or forbid the prompt."""
