@@ -182,6 +182,12 @@ class Message(WireModel):
     read_by: list[str] = Field(default_factory=list)
     custom: CustomData = Field(default_factory=dict)
     origin: MessageOrigin = MessageOrigin.WEB
+    seq: int = 0
+    """Store-wide position of the message: later messages have larger numbers.
+
+    Messages sort by ``seq``; ``created_at`` can tie within a millisecond and
+    follows the wall clock.
+    """
 
 
 class MessagesPage(WireModel):
@@ -209,6 +215,8 @@ class MessageSent(WireModel):
     type: Literal["message_sent"] = "message_sent"
     conversation: Conversation
     message: Message
+    sender: User | None = None
+    """The sender's profile at send time, so receivers need no lookup; ``None`` for system messages."""
 
 
 class ConversationUpdated(WireModel):
@@ -234,6 +242,8 @@ class MessagesRead(WireModel):
     conversation: Conversation
     user_id: str
     last_read_message_id: str | None
+    last_read_seq: int = 0
+    """``seq`` of the last read message; 0 when nothing was read."""
     unread_message_count: int
 
 
