@@ -216,7 +216,7 @@ class MessageSent(WireModel):
     conversation: Conversation
     message: Message
     sender: User | None = None
-    """The sender's profile at send time, so receivers need no lookup; ``None`` for system messages."""
+    """The sender at send time, so receivers need no lookup; ``None`` for system messages."""
 
 
 class ConversationUpdated(WireModel):
