@@ -1,6 +1,6 @@
 """A minimal chat page: two users in one conversation, on the embedded backend.
 
-Run it with ``uvicorn examples.basic_chat:app`` from the repository root, then
+Run it with ``.venv/bin/uvicorn examples.basic_chat:app`` from the repository root, then
 open http://127.0.0.1:8000/?user=alice and, in another window,
 http://127.0.0.1:8000/?user=bob.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -41,6 +42,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _port_is_free(host: str, port: int) -> bool:
+    """Return whether a server could listen on ``host``:``port`` right now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _run_demo(arguments: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -55,6 +68,19 @@ def _run_demo(arguments: argparse.Namespace) -> int:
     if not 0 < arguments.port < 65536:
         print(
             f"talkjs-components demo: invalid --port {arguments.port}: use 1 to 65535",
+            file=sys.stderr,
+        )
+        return 2
+    if arguments.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"talkjs-components demo: warning: listening on {arguments.host}; the demo signs in "
+            "anyone who types a user name, so every chat is open to whoever can reach it",
+            file=sys.stderr,
+        )
+    if not _port_is_free(arguments.host, arguments.port):
+        print(
+            f"talkjs-components demo: port {arguments.port} on {arguments.host} is in use: "
+            "stop the other server or pass --port with a free port",
             file=sys.stderr,
         )
         return 2

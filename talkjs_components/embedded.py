@@ -50,11 +50,15 @@ class EmbeddedBackend:
     database: Path
     service: ChatService = field(init=False)
     _started: bool = field(default=False, init=False)
+    _closed: bool = field(default=False, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     def __post_init__(self) -> None:
+        self.service = self._new_service()
+
+    def _new_service(self) -> ChatService:
         store = SQLiteStore(self.database, self.app.app_id)
-        self.service = ChatService(store, MemoryBroker(), app_id=self.app.app_id)
+        return ChatService(store, MemoryBroker(), app_id=self.app.app_id)
 
     @property
     def started(self) -> bool:
@@ -62,10 +66,17 @@ class EmbeddedBackend:
         return self._started
 
     async def start(self) -> None:
-        """Start the service; concurrent and repeated calls start it once."""
+        """Start the service; concurrent and repeated calls start it once.
+
+        After :meth:`close`, a new service on the same database starts, so a
+        backend survives an ASGI lifespan restart.
+        """
         async with self._lock:
             if self._started:
                 return
+            if self._closed:
+                self.service = self._new_service()
+                self._closed = False
             await self.service.start()
             self._started = True
         if not self.app.verifies_identity:
@@ -82,6 +93,7 @@ class EmbeddedBackend:
             if not self._started:
                 return
             self._started = False
+            self._closed = True
             await self.service.close()
         logger.info("embedded backend closed for app %r", self.app.app_id)
 

@@ -9,7 +9,13 @@ Authorization rules:
 - only ReadWrite participants send messages;
 - a user may create a conversation that includes themselves, and may change a
   conversation's attributes and participants while they are a ReadWrite
-  participant.
+  participant;
+- a user may read the profiles of users who share a conversation with them.
+
+Checks that depend on the stored conversation run inside the store's write
+transaction (the ``authorize`` callbacks of ``Store.upsert_conversation`` and
+``Store.insert_message``), so a concurrent change cannot slip in between the
+check and the write.
 
 Events travel through the broker even inside one process: every mutating
 operation publishes one JSON event on the channel ``talkjs:{app_id}:events``,
@@ -56,13 +62,16 @@ from .models import (
 )
 from .store import Store
 
-__all__ = ["TRUSTED", "Actor", "ChatService", "Limits", "Subscription"]
+__all__ = ["MAX_NEW_USERS_PER_SYNC", "TRUSTED", "Actor", "ChatService", "Limits", "Subscription"]
 
 logger = logging.getLogger("talkjs_components.service")
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 _M = TypeVar("_M", bound=BaseModel)
+
+MAX_NEW_USERS_PER_SYNC = 20
+"""Maximum number of users that one ``sync_conversation`` call may create."""
 
 _EVENT_ADAPTER: TypeAdapter[ChatEvent] = TypeAdapter(ChatEvent)
 _ID_ADAPTER: TypeAdapter[str] = TypeAdapter(Id)
@@ -271,23 +280,6 @@ class ChatService:
         return await self._store.upsert_user(user)
 
     @_converting_validation_errors
-    async def create_missing_users(self, users: Sequence[User]) -> list[User]:
-        """Create the users among ``users`` that do not exist yet and return them.
-
-        Existing users are left unchanged. Sessions use this to add users a
-        conversation builder names, without letting one user overwrite
-        another user's profile.
-        """
-        self._require_running()
-        checked = [_as_model(User, user) for user in users]
-        existing = await self._store.get_users([user.id for user in checked])
-        created: list[User] = []
-        for user in checked:
-            if user.id not in existing:
-                created.append(await self._store.upsert_user(user))
-        return created
-
-    @_converting_validation_errors
     async def get_user(self, user_id: str) -> User:
         """Return a user; raise ``NotFound`` for an unknown id."""
         self._require_running()
@@ -298,11 +290,22 @@ class ChatService:
         return user
 
     @_converting_validation_errors
-    async def get_users(self, user_ids: list[str]) -> dict[str, User]:
-        """Return the known users among ``user_ids``."""
+    async def get_users(
+        self, user_ids: Sequence[str], *, actor: Actor = TRUSTED
+    ) -> dict[str, User]:
+        """Return the users among ``user_ids`` that exist and that the actor may see.
+
+        :data:`TRUSTED` may read every user. A user actor may read their own
+        profile and those of the users who share at least one conversation
+        with them. Other ids are left out silently, like unknown ids, so a
+        caller cannot tell a hidden user from a missing one. Runs one store
+        query.
+        """
         self._require_running()
+        actor = _check_actor(actor)
         checked = [_check_id("user id", user_id) for user_id in user_ids]
-        return await self._store.get_users(list(dict.fromkeys(checked)))
+        visible_to = None if actor is TRUSTED else actor
+        return await self._store.get_users(list(dict.fromkeys(checked)), visible_to=visible_to)
 
     # Conversations
 
@@ -313,18 +316,26 @@ class ChatService:
         conversation_id: str,
         attributes: ConversationAttributes | None = None,
         participants: Mapping[str, Participation] | None = None,
+        new_users: Sequence[User] = (),
     ) -> Conversation:
         """Create or update a conversation and add or update participants.
 
         Attributes merge like ``upsert_user``. Listed participants are added
-        or updated and the others are left as they are. Publishes
+        or updated and the others are left as they are. Each user in
+        ``new_users`` must also be listed in ``participants``, and is created
+        when it does not exist yet; existing users are never changed. The
+        authorization check, the new users and the conversation are written in
+        one store transaction, so a rejected call creates nothing. Publishes
         ``ConversationUpdated`` when the conversation was created or changed.
 
         Raises:
+            InvalidInput: a user in ``new_users`` is not in ``participants`` or
+                is listed twice, or there are more than
+                ``MAX_NEW_USERS_PER_SYNC`` of them.
             PermissionDenied: a user actor creates a conversation without
                 including themselves, or changes one where they are not a
                 ReadWrite participant.
-            NotFound: a listed participant is not a stored user.
+            NotFound: a listed participant is neither a stored user nor in ``new_users``.
         """
         self._require_running()
         actor = _check_actor(actor)
@@ -332,15 +343,20 @@ class ChatService:
         if attributes is not None:
             attributes = _as_model(ConversationAttributes, attributes)
         checked_participants = _check_participants(participants)
+        checked_new_users = _check_new_users(new_users, checked_participants)
 
-        existing = await self._store.get_conversation(conversation_id)
-        _authorize_sync(actor, conversation_id, existing, checked_participants)
-        conversation, created = await self._store.upsert_conversation(
-            conversation_id, attributes, checked_participants
+        result = await self._store.upsert_conversation(
+            conversation_id,
+            attributes,
+            checked_participants,
+            authorize=functools.partial(
+                _authorize_sync, actor, conversation_id, checked_participants
+            ),
+            new_users=checked_new_users,
         )
-        if created or conversation != existing:
-            await self._publish(ConversationUpdated(conversation=conversation))
-        return conversation
+        if result.changed:
+            await self._publish(ConversationUpdated(conversation=result.conversation))
+        return result.conversation
 
     @_converting_validation_errors
     async def get_conversation(self, actor: Actor, conversation_id: str) -> Conversation:
@@ -416,13 +432,21 @@ class ChatService:
         UserMessage and is the only actor that may send a SystemMessage, which
         has no sender. Sending with an ``idempotency_key`` that the same
         sender already used in the conversation returns the first message and
-        publishes nothing.
+        publishes nothing, when text, ``custom`` and type equal the first
+        message's.
+
+        The published ``MessageSent`` carries the sender's stored user. The
+        sender's access, the sender and the conversation are all read in the
+        insert transaction.
 
         Raises:
-            InvalidInput: an id, the text, ``custom`` or the key is invalid.
+            InvalidInput: an id, the text, ``custom`` or the key is invalid, or
+                the key was already used for a different message (code
+                ``idempotency_key_reused``).
             NotFound: the conversation does not exist.
-            PermissionDenied: the sender is not a ReadWrite participant, or
-                the actor may not send as ``sender_id`` or send a SystemMessage.
+            PermissionDenied: the sender is not a ReadWrite participant when
+                the message is stored, or the actor may not send as
+                ``sender_id`` or send a SystemMessage.
         """
         self._require_running()
         actor = _check_actor(actor)
@@ -438,20 +462,23 @@ class ChatService:
             idempotency_key=_check_idempotency_key(idempotency_key),
         )
 
-        conversation = await self._require_conversation(conversation_id)
-        if new_message.sender_id is not None:
-            _require_write_access(new_message.sender_id, conversation, "sending")
-        message, created = await self._store.insert_message(new_message)
-        if created:
-            updated = conversation.model_copy(update={"last_message_at": message.created_at})
-            await self._publish(MessageSent(conversation=updated, message=message))
-        else:
+        inserted = await self._store.insert_message(
+            new_message,
+            authorize=functools.partial(_authorize_send, new_message.sender_id, conversation_id),
+        )
+        message = inserted.message
+        if not inserted.created:
+            _require_same_message(new_message, message)
             logger.debug(
                 "idempotency key %r of conversation %r matched message %r; nothing published",
                 new_message.idempotency_key,
                 conversation_id,
                 message.id,
             )
+            return message
+        await self._publish(
+            MessageSent(conversation=inserted.conversation, message=message, sender=inserted.sender)
+        )
         return message
 
     @_converting_validation_errors
@@ -505,13 +532,20 @@ class ChatService:
 
         conversation = await self._require_conversation(conversation_id)
         _require_participant(user_id, conversation)
+        # Any participant may mark read. Store.mark_read checks participation
+        # again inside its write transaction (NotFound otherwise), so a user
+        # removed after the check above cannot move a read position.
         position = await self._store.mark_read(conversation_id, user_id, message_id)
         if position.moved:
+            # NOTE: the event's participant list, which picks the recipients,
+            # was read before the mark and misses a participant change made
+            # between the two steps.
             await self._publish(
                 MessagesRead(
                     conversation=conversation,
                     user_id=user_id,
                     last_read_message_id=position.last_read_message_id,
+                    last_read_seq=position.last_read_seq,
                     unread_message_count=position.unread_message_count,
                 )
             )
@@ -609,19 +643,26 @@ class ChatService:
 
     async def _require_conversation(self, conversation_id: str) -> Conversation:
         conversation = await self._store.get_conversation(conversation_id)
-        if conversation is None:
-            raise NotFound(f"conversation '{conversation_id}' not found")
-        return conversation
+        return _require_found(conversation_id, conversation)
 
 
 # Authorization
+
+
+def _require_found(conversation_id: str, conversation: Conversation | None) -> Conversation:
+    if conversation is None:
+        raise NotFound(
+            f"conversation '{conversation_id}' not found: create it with sync_conversation first"
+        )
+    return conversation
 
 
 def _require_participant(actor: Actor, conversation: Conversation) -> None:
     if actor is TRUSTED or conversation.access_of(actor) is not None:
         return
     raise PermissionDenied(
-        f"user '{actor}' is not a participant of conversation '{conversation.id}'"
+        f"user '{actor}' is not a participant of conversation '{conversation.id}': "
+        "add the user with sync_conversation first"
     )
 
 
@@ -646,9 +687,10 @@ def _require_write_access(actor: Actor, conversation: Conversation, action: str)
 def _authorize_sync(
     actor: Actor,
     conversation_id: str,
-    existing: Conversation | None,
     participants: Mapping[str, Participation] | None,
+    existing: Conversation | None,
 ) -> None:
+    """Authorize a ``sync_conversation``. It runs in the store's write transaction, so no I/O."""
     if actor is TRUSTED:
         return
     if existing is not None:
@@ -659,6 +701,37 @@ def _authorize_sync(
             f"user '{actor}' cannot create conversation '{conversation_id}' without "
             "being one of its participants: include the user in participants"
         )
+
+
+def _authorize_send(
+    sender_id: str | None, conversation_id: str, conversation: Conversation | None
+) -> None:
+    """Authorize a ``send_message``. It runs in the store's write transaction, so no I/O."""
+    conversation = _require_found(conversation_id, conversation)
+    if sender_id is not None:
+        _require_write_access(sender_id, conversation, "sending")
+
+
+def _require_same_message(new_message: _NewMessage, stored: Message) -> None:
+    """Raise ``InvalidInput`` when an idempotency key matched a different message."""
+    differences = [
+        name
+        for name, new_value, stored_value in (
+            ("text", new_message.text, stored.text),
+            ("custom", new_message.custom, stored.custom),
+            ("type", new_message.type, stored.type),
+        )
+        if new_value != stored_value
+    ]
+    if not differences:
+        return
+    raise InvalidInput(
+        f"idempotency_key {_shorten(new_message.idempotency_key)} was already used for "
+        f"message '{stored.id}' in conversation '{stored.conversation_id}' with a different "
+        f"{' and '.join(differences)}: use a new idempotency key for each message, and "
+        "reuse a key only to retry the same message",
+        code="idempotency_key_reused",
+    )
 
 
 def _resolve_sender(actor: Actor, sender_id: str | None, message_type: MessageType) -> str | None:
@@ -794,6 +867,31 @@ def _check_participants(
     }
 
 
+def _check_new_users(
+    new_users: Sequence[User], participants: Mapping[str, Participation] | None
+) -> list[User]:
+    if len(new_users) > MAX_NEW_USERS_PER_SYNC:
+        raise InvalidInput(
+            f"new_users has {len(new_users)} users, over the limit of {MAX_NEW_USERS_PER_SYNC} "
+            "per sync_conversation call: create the others with upsert_user first"
+        )
+    checked = [_as_model(User, user) for user in new_users]
+    seen: set[str] = set()
+    for user in checked:
+        if participants is None or user.id not in participants:
+            raise InvalidInput(
+                f"new user '{user.id}' is not in participants: list every user of "
+                "new_users in participants too, because sync_conversation creates only "
+                "users it adds to the conversation"
+            )
+        if user.id in seen:
+            raise InvalidInput(
+                f"new user '{user.id}' is listed twice in new_users: list each user once"
+            )
+        seen.add(user.id)
+    return checked
+
+
 def _as_model(model: type[_M], value: object) -> _M:
     """Return ``value`` when it is a ``model`` instance, else validate it as one.
 
@@ -806,11 +904,33 @@ def _as_model(model: type[_M], value: object) -> _M:
     return model.model_validate(value)
 
 
+# Next steps for pydantic error types whose message names the limit but not
+# the fix, keyed by the error type.
+_VALIDATION_FIXES = {
+    "string_too_long": "shorten it",
+    "too_long": "remove entries",
+    "string_pattern_mismatch": "remove slashes, backslashes and control characters",
+    "extra_forbidden": "remove the field",
+}
+
+
 def _invalid_input_from(exc: ValidationError) -> InvalidInput:
-    errors = exc.errors()
-    first = errors[0] if errors else None
-    if first is None:
+    """Turn pydantic's error into ``InvalidInput`` naming the field, the value and the fix."""
+    errors = exc.errors(include_url=False)
+    if not errors:
         return InvalidInput(f"invalid {exc.title}: {exc}")
+    first = errors[0]
     field_name = ".".join(str(part) for part in first["loc"]) or exc.title
     more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
-    return InvalidInput(f"invalid value for field '{field_name}': {first['msg']}{more}")
+    if first["type"] == "missing":
+        return InvalidInput(f"field '{field_name}' of {exc.title} is missing: set it{more}")
+    # Pydantic's messages start with a capital ("String should have at most
+    # 1000 characters"), and here they continue a sentence.
+    reason = first["msg"][:1].lower() + first["msg"][1:]
+    fix = _VALIDATION_FIXES.get(first["type"])
+    if fix is not None:
+        reason = f"{reason}, so {fix}"
+    return InvalidInput(
+        f"invalid value {_shorten(first['input'])} for field '{field_name}' of "
+        f"{exc.title}: {reason}{more}"
+    )

@@ -18,6 +18,17 @@ async def sign_in(page: Page, base_url: str, user: str) -> None:
     await expect(page.get_by_role("list", name="Conversations")).to_be_visible(timeout=TIMEOUT_MS)
 
 
+async def log_at_bottom(page: Page) -> None:
+    """Wait until the message list is scrolled to its end, where the newest message is."""
+    await page.wait_for_function(
+        """() => {
+            const log = document.querySelector('[role="log"]');
+            return log && log.scrollHeight - log.scrollTop - log.clientHeight < 2;
+        }""",
+        timeout=TIMEOUT_MS,
+    )
+
+
 async def send(page: Page, text: str, *, with_enter: bool) -> None:
     composer = page.get_by_role("textbox", name="Message")
     await composer.fill(text)
@@ -63,8 +74,12 @@ async def test_two_users_chat_and_history_persists(browser: Browser, tmp_path: P
             await expect(bob_log).to_contain_text("Hello Bob, it is Alice", timeout=TIMEOUT_MS)
             await expect(bob_unread).to_have_text("0", timeout=TIMEOUT_MS)
 
+            await log_at_bottom(bob)
             await send(bob, "Hi Alice, Bob here", with_enter=False)
             await expect(alice_log).to_contain_text("Hi Alice, Bob here", timeout=TIMEOUT_MS)
+            # The list follows new messages from others while its reader is at the end.
+            await log_at_bottom(alice)
+            await expect(alice_log.locator("[data-message-id]").last).to_be_in_viewport()
             await expect(bob_log).to_contain_text("Hi Alice, Bob here")
             alice_rows = await alice_log.locator("[data-message-id]").count()
             bob_rows = await bob_log.locator("[data-message-id]").count()
@@ -73,6 +88,10 @@ async def test_two_users_chat_and_history_persists(browser: Browser, tmp_path: P
         # A new server process on the same file keeps the history, and the
         # token kept in the window's sessionStorage still signs Alice in.
         async with running_demo(data, port, log) as base_url:
+            # The open page reconnects by itself and shows the chat again.
+            await expect(alice.get_by_role("log", name="Messages")).to_contain_text(
+                "Hi Alice, Bob here", timeout=30_000
+            )
             await alice.goto(base_url + "/chat/demo-group")
             alice_log = alice.get_by_role("log", name="Messages")
             await expect(alice_log).to_contain_text("Hello Bob, it is Alice", timeout=TIMEOUT_MS)
@@ -92,7 +111,7 @@ async def test_sign_in_rejects_unknown_user(browser: Browser, tmp_path: Path) ->
             await page.get_by_label("User").fill("mallory")
             await page.get_by_role("button", name="Sign in").click()
             await expect(page.get_by_role("alert")).to_contain_text(
-                "Unknown user 'mallory'", timeout=TIMEOUT_MS
+                "Unknown user \u201cmallory\u201d", timeout=TIMEOUT_MS
             )
             await expect(page.get_by_role("list", name="Conversations")).to_have_count(0)
     finally:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,6 +18,7 @@ from talkjs_components.models import (
     MAX_TEXT_LENGTH,
     AccessLevel,
     ChatEvent,
+    Conversation,
     ConversationAttributes,
     ConversationUpdated,
     MessageSent,
@@ -26,7 +29,8 @@ from talkjs_components.models import (
     UnreadConversation,
     User,
 )
-from talkjs_components.service import TRUSTED, ChatService, Limits
+from talkjs_components.service import MAX_NEW_USERS_PER_SYNC, TRUSTED, ChatService, Limits
+from talkjs_components.store import InsertedMessage, NewMessage
 from talkjs_components.store.sqlite import SQLiteStore
 
 APP_ID = "app-test"
@@ -48,6 +52,23 @@ class CountingStore(SQLiteStore):
     async def _run(self, operation: str, work: Callable[[Any], _T], *, write: bool) -> _T:
         self.operations[operation] += 1
         return await super()._run(operation, work, write=write)
+
+
+class HookedStore(SQLiteStore):
+    """The real SQLiteStore, awaiting ``before_insert`` just before each message insert.
+
+    The hook simulates another user's request that commits after the
+    service was called and before the insert transaction starts.
+    """
+
+    def __init__(self, path: Path, app_id: str) -> None:
+        super().__init__(path, app_id)
+        self.before_insert: Callable[[], Awaitable[object]] | None = None
+
+    async def insert_message(self, message: NewMessage, **options: Any) -> InsertedMessage:
+        if self.before_insert is not None:
+            await self.before_insert()
+        return await super().insert_message(message, **options)
 
 
 class Inbox:
@@ -242,6 +263,30 @@ async def test_get_users_returns_known(chat: ChatService) -> None:
     assert sorted(users) == ["alice", "bob"]
 
 
+async def test_get_users_scoped_to_actor(chat: ChatService, store: CountingStore) -> None:
+    everyone = ["alice", "bob", "carol", "dave", "ghost"]
+    store.operations.clear()
+
+    for_alice = await chat.get_users(everyone, actor="alice")
+    for_dave = await chat.get_users(everyone, actor="dave")
+    for_carol = await chat.get_users(everyone, actor="carol")
+    for_trusted = await chat.get_users(everyone, actor=TRUSTED)
+
+    assert sorted(for_alice) == ["alice", "bob", "dave"]
+    assert sorted(for_dave) == ["alice", "bob", "dave"]
+    assert sorted(for_carol) == ["carol"]
+    assert sorted(for_trusted) == ["alice", "bob", "carol", "dave"]
+    assert dict(store.operations) == {"get users": 4}
+
+
+async def test_get_users_hides_removed_participant(chat: ChatService) -> None:
+    await chat.remove_participant("dave", "c1", "dave")
+
+    users = await chat.get_users(["alice", "dave"], actor="alice")
+
+    assert sorted(users) == ["alice"]
+
+
 # Conversations
 
 
@@ -288,6 +333,148 @@ async def test_user_removes_themselves(chat: ChatService) -> None:
     assert "dave" not in updated.participants
 
 
+async def test_sync_creates_new_users(chat: ChatService) -> None:
+    created = await chat.sync_conversation(
+        "alice",
+        "c2",
+        participants={"alice": Participation(), "erin": Participation()},
+        new_users=[User(id="erin", name="Erin", role="guest")],
+    )
+    erin = await chat.get_user("erin")
+
+    assert set(created.participants) == {"alice", "erin"}
+    assert erin.name == "Erin"
+    assert erin.role == "guest"
+
+
+async def test_new_users_leave_existing_unchanged(chat: ChatService) -> None:
+    bob = await chat.get_user("bob")
+
+    await chat.sync_conversation(
+        "alice",
+        "c2",
+        participants={"alice": Participation(), "bob": Participation()},
+        new_users=[User(id="bob", name="Not Bob", role="admin")],
+    )
+
+    assert await chat.get_user("bob") == bob
+
+
+async def test_new_user_must_be_participant(chat: ChatService) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        await chat.sync_conversation(
+            "alice",
+            "c1",
+            participants={"bob": Participation()},
+            new_users=[User(id="erin", name="Erin")],
+        )
+
+    assert str(raised.value) == (
+        "new user 'erin' is not in participants: list every user of new_users in "
+        "participants too, because sync_conversation creates only users it adds to "
+        "the conversation"
+    )
+    with pytest.raises(NotFound):
+        await chat.get_user("erin")
+
+
+async def test_new_user_listed_twice(chat: ChatService) -> None:
+    with pytest.raises(InvalidInput, match="new user 'erin' is listed twice in new_users"):
+        await chat.sync_conversation(
+            "alice",
+            "c1",
+            participants={"erin": Participation()},
+            new_users=[User(id="erin", name="Erin"), User(id="erin", name="Erin Two")],
+        )
+
+
+async def test_new_users_limit(chat: ChatService) -> None:
+    def guests(count: int) -> list[User]:
+        return [User(id=f"guest{number}", name=f"Guest {number}") for number in range(count)]
+
+    too_many = guests(MAX_NEW_USERS_PER_SYNC + 1)
+    with pytest.raises(InvalidInput) as raised:
+        await chat.sync_conversation(
+            "alice",
+            "c1",
+            participants={user.id: Participation() for user in too_many},
+            new_users=too_many,
+        )
+    at_limit = guests(MAX_NEW_USERS_PER_SYNC)
+    updated = await chat.sync_conversation(
+        "alice",
+        "c1",
+        participants={user.id: Participation() for user in at_limit},
+        new_users=at_limit,
+    )
+
+    assert MAX_NEW_USERS_PER_SYNC == 20
+    assert str(raised.value) == (
+        "new_users has 21 users, over the limit of 20 per sync_conversation call: "
+        "create the others with upsert_user first"
+    )
+    assert len(updated.participants) == 3 + MAX_NEW_USERS_PER_SYNC
+
+
+async def test_rejected_sync_creates_no_user(chat: ChatService) -> None:
+    erin = User(id="erin", name="Erin")
+
+    with pytest.raises(PermissionDenied, match="user 'dave' has Read access"):
+        await chat.sync_conversation(
+            "dave", "c1", participants={"erin": Participation()}, new_users=[erin]
+        )
+    with pytest.raises(PermissionDenied, match="user 'carol' is not a participant"):
+        await chat.sync_conversation(
+            "carol", "c1", participants={"erin": Participation()}, new_users=[erin]
+        )
+    with pytest.raises(PermissionDenied, match="user 'carol' cannot create conversation 'c9'"):
+        await chat.sync_conversation(
+            "carol", "c9", participants={"erin": Participation()}, new_users=[erin]
+        )
+
+    assert await chat.get_users(["erin"]) == {}
+    conversation = await chat.get_conversation(TRUSTED, "c1")
+    assert "erin" not in conversation.participants
+
+
+async def test_concurrent_creates_admit_no_outsider(service: ChatService) -> None:
+    await add_users(service, "alice", "bob", "mallory")
+    alice_wins = 0
+
+    for attempt in range(20):
+        conversation_id = f"dm-{attempt}"
+        alice_create = service.sync_conversation(
+            "alice",
+            conversation_id,
+            participants={"alice": Participation(), "bob": Participation()},
+        )
+        mallory_create = service.sync_conversation(
+            "mallory", conversation_id, participants={"mallory": Participation()}
+        )
+        alice_result: Conversation | BaseException
+        mallory_result: Conversation | BaseException
+        if attempt % 2 == 0:
+            alice_result, mallory_result = await asyncio.gather(
+                alice_create, mallory_create, return_exceptions=True
+            )
+        else:
+            mallory_result, alice_result = await asyncio.gather(
+                mallory_create, alice_create, return_exceptions=True
+            )
+        stored = await service.get_conversation(TRUSTED, conversation_id)
+
+        if isinstance(alice_result, Conversation):
+            alice_wins += 1
+            assert isinstance(mallory_result, PermissionDenied), conversation_id
+            assert set(stored.participants) == {"alice", "bob"}, conversation_id
+        else:
+            assert isinstance(alice_result, PermissionDenied), conversation_id
+            assert isinstance(mallory_result, Conversation), conversation_id
+            assert set(stored.participants) == {"mallory"}, conversation_id
+
+    assert alice_wins > 0
+
+
 async def test_list_conversations_by_activity(chat: ChatService) -> None:
     await chat.sync_conversation(
         "alice", "c2", participants={"alice": Participation(), "bob": Participation()}
@@ -308,7 +495,10 @@ async def test_non_participant_cannot_read(chat: ChatService) -> None:
     with pytest.raises(PermissionDenied, match=r"user 'carol' .* conversation 'c1'"):
         await chat.get_conversation("carol", "c1")
 
-    assert str(raised.value) == "user 'carol' is not a participant of conversation 'c1'"
+    assert str(raised.value) == (
+        "user 'carol' is not a participant of conversation 'c1': "
+        "add the user with sync_conversation first"
+    )
 
 
 async def test_read_access_cannot_send(chat: ChatService) -> None:
@@ -323,6 +513,33 @@ async def test_read_access_cannot_send(chat: ChatService) -> None:
 async def test_non_participant_cannot_send(chat: ChatService) -> None:
     with pytest.raises(PermissionDenied, match="user 'carol' is not a participant"):
         await chat.send_message("carol", "c1", "hello")
+
+
+async def test_send_after_removal_rejected(database_path: Path, broker: MemoryBroker) -> None:
+    store = HookedStore(database_path, APP_ID)
+    service = ChatService(store, broker, app_id=APP_ID)
+    await service.start()
+    try:
+        await add_users(service, "alice", "bob")
+        await service.sync_conversation(
+            TRUSTED, "c1", participants={"alice": Participation(), "bob": Participation()}
+        )
+        store.before_insert = lambda: store.remove_participant("c1", "bob")
+        with pytest.raises(PermissionDenied) as removed:
+            await service.send_message("bob", "c1", "sent after removal")
+        store.before_insert = lambda: store.upsert_conversation(
+            "c1", None, {"alice": Participation(access=AccessLevel.READ)}
+        )
+        with pytest.raises(PermissionDenied) as demoted:
+            await service.send_message("alice", "c1", "sent after demotion")
+        store.before_insert = None
+        page = await service.list_messages(TRUSTED, "c1")
+    finally:
+        await service.close()
+
+    assert "user 'bob' is not a participant of conversation 'c1'" in str(removed.value)
+    assert "user 'alice' has Read access to conversation 'c1'" in str(demoted.value)
+    assert page.messages == []
 
 
 async def test_user_cannot_send_as_other(chat: ChatService) -> None:
@@ -379,16 +596,21 @@ async def test_remove_other_needs_write_access(chat: ChatService) -> None:
 
 
 async def test_unknown_conversation_not_found(chat: ChatService) -> None:
-    with pytest.raises(NotFound) as raised:
+    expected = "conversation 'nope' not found: create it with sync_conversation first"
+
+    with pytest.raises(NotFound) as by_get:
         await chat.get_conversation("alice", "nope")
-    with pytest.raises(NotFound, match="conversation 'nope' not found"):
+    with pytest.raises(NotFound) as by_send:
         await chat.send_message("alice", "nope", "hello")
-    with pytest.raises(NotFound, match="conversation 'nope' not found"):
+    with pytest.raises(NotFound) as by_list:
         await chat.list_messages(TRUSTED, "nope")
-    with pytest.raises(NotFound, match="conversation 'nope' not found"):
+    with pytest.raises(NotFound) as by_mark:
         await chat.mark_read("alice", "nope")
 
-    assert str(raised.value) == "conversation 'nope' not found"
+    assert str(by_get.value) == expected
+    assert str(by_send.value) == expected
+    assert str(by_list.value) == expected
+    assert str(by_mark.value) == expected
 
 
 async def test_unknown_user_as_participant(chat: ChatService) -> None:
@@ -396,7 +618,7 @@ async def test_unknown_user_as_participant(chat: ChatService) -> None:
         await chat.sync_conversation("alice", "c1", participants={"ghost": Participation()})
 
     assert "user 'ghost' not found" in str(raised.value)
-    assert "upsert the user" in str(raised.value)
+    assert "upsert the user first or pass it as a User with a name" in str(raised.value)
 
 
 # Validation
@@ -475,7 +697,53 @@ async def test_validation_error_becomes_invalid_input(chat: ChatService) -> None
     with pytest.raises(InvalidInput) as raised:
         await chat.sync_conversation("alice", "c1", participants=participants)
 
-    assert "invalid value for field 'access'" in str(raised.value)
+    assert str(raised.value) == (
+        "invalid value 'Admin' for field 'access' of Participation: "
+        "input should be 'Read' or 'ReadWrite'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [
+        (
+            {"id": "erin", "name": "x" * 1001},
+            "invalid value '" + "x" * 60 + "...' (1001 characters) for field 'name' of User: "
+            "string should have at most 1000 characters, so shorten it",
+        ),
+        (
+            {"id": "a/b"},
+            "invalid value 'a/b' for field 'id' of User: string should match pattern "
+            "'^[^\\x00-\\x1f/\\\\]+$', so remove slashes, backslashes and control characters",
+        ),
+        (
+            {"id": "erin", "nickname": "E"},
+            "invalid value 'E' for field 'nickname' of User: "
+            "extra inputs are not permitted, so remove the field",
+        ),
+        ({"name": "Erin"}, "field 'id' of User is missing: set it"),
+    ],
+)
+async def test_validation_message_names_value_and_fix(
+    service: ChatService, user: dict[str, Any], expected: str
+) -> None:
+    user_argument: Any = user
+
+    with pytest.raises(InvalidInput) as raised:
+        await service.upsert_user(user_argument)
+
+    assert str(raised.value) == expected
+
+
+async def test_validation_message_counts_more_errors(chat: ChatService) -> None:
+    attributes: Any = {"subject": "x" * 1001, "welcome_messages": ["hi"] * 21}
+
+    with pytest.raises(InvalidInput) as raised:
+        await chat.sync_conversation("alice", "c1", attributes)
+
+    assert str(raised.value).endswith(
+        "string should have at most 1000 characters, so shorten it (and 1 more errors)"
+    )
 
 
 async def test_invalid_type_rejected(chat: ChatService) -> None:
@@ -499,8 +767,11 @@ async def test_send_and_page_messages(chat: ChatService) -> None:
 
     assert [len(page.messages) for page in pages] == [30, 30, 15]
     assert [page.has_more for page in pages] == [True, True, False]
-    received = [message.id for page in reversed(pages) for message in page.messages]
-    assert received == sent_ids
+    received = [message for page in reversed(pages) for message in page.messages]
+    received_seqs = [message.seq for message in received]
+    assert [message.id for message in received] == sent_ids
+    assert received_seqs == [message.seq for message in sent]
+    assert all(earlier < later for earlier, later in itertools.pairwise(received_seqs))
     created = [message.created_at for message in pages[0].messages]
     assert created == sorted(created)
 
@@ -522,6 +793,41 @@ async def test_idempotent_send(chat: ChatService, broker: MemoryBroker) -> None:
     assert again == first
     assert [message.id for message in page.messages] == [first.id]
     assert inbox.types() == ["message_sent"]
+
+
+@pytest.mark.parametrize(
+    ("text", "custom", "difference"),
+    [
+        ("twice", None, "text"),
+        ("once", {"edited": "yes"}, "custom"),
+        ("twice", {"edited": "yes"}, "text and custom"),
+    ],
+)
+async def test_idempotency_key_reused_rejected(
+    chat: ChatService,
+    broker: MemoryBroker,
+    text: str,
+    custom: dict[str, str] | None,
+    difference: str,
+) -> None:
+    first = await chat.send_message("alice", "c1", "once", idempotency_key="key-1")
+    await broker.flush()
+    inbox = Inbox()
+    chat.subscribe("bob", inbox)
+
+    with pytest.raises(InvalidInput) as raised:
+        await chat.send_message("alice", "c1", text, custom=custom, idempotency_key="key-1")
+    await broker.flush()
+    page = await chat.list_messages("alice", "c1")
+
+    assert raised.value.code == "idempotency_key_reused"
+    assert str(raised.value) == (
+        f"idempotency_key 'key-1' was already used for message '{first.id}' in "
+        f"conversation 'c1' with a different {difference}: use a new idempotency key "
+        "for each message, and reuse a key only to retry the same message"
+    )
+    assert [message.id for message in page.messages] == [first.id]
+    assert inbox.events == []
 
 
 async def test_read_by_follows_mark_read(chat: ChatService) -> None:
@@ -587,6 +893,8 @@ async def test_mark_read_publishes_when_moved(chat: ChatService, broker: MemoryB
     assert isinstance(event, MessagesRead)
     assert event.user_id == "alice"
     assert event.last_read_message_id == sent.id
+    assert event.last_read_seq == sent.seq
+    assert event.last_read_seq > 0
     assert event.unread_message_count == 0
 
 
@@ -652,6 +960,19 @@ async def test_message_sent_reaches_participants(chat: ChatService, broker: Memo
         assert events[0].message == sent
         assert events[0].conversation.last_message_at == sent.created_at
     assert inboxes["carol"].events == []
+
+
+async def test_message_sent_carries_sender(chat: ChatService, broker: MemoryBroker) -> None:
+    inbox = Inbox()
+    chat.subscribe("bob", inbox)
+    alice = await chat.get_user("alice")
+
+    await chat.send_message("alice", "c1", "from alice")
+    await chat.send_message(TRUSTED, "c1", "announcement", type=MessageType.SYSTEM)
+    await broker.flush()
+
+    senders = [event.sender for event in inbox.events if isinstance(event, MessageSent)]
+    assert senders == [alice, None]
 
 
 async def test_events_arrive_in_publish_order(chat: ChatService, broker: MemoryBroker) -> None:
@@ -789,7 +1110,14 @@ async def test_fan_out_reads_store_once(
     operations_to_send = dict(store.operations)
     store.operations.clear()
     await broker.flush()
+    operations_to_dispatch = dict(store.operations)
+    sender = await service.get_user("user000")
 
     assert all(inbox.types() == ["message_sent"] for inbox in inboxes.values())
-    assert operations_to_send == {"get conversation": 1, "insert message": 1}
-    assert dict(store.operations) == {}
+    # The insert transaction also reads the conversation and the sender.
+    assert operations_to_send == {"insert message": 1}
+    assert operations_to_dispatch == {}
+    for inbox in inboxes.values():
+        event = inbox.events[0]
+        assert isinstance(event, MessageSent)
+        assert event.sender == sender

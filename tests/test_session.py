@@ -214,3 +214,14 @@ async def test_builder_creates_missing_participant(backend: EmbeddedBackend) -> 
     assert (await backend.service.get_user("erin")).name == "Erin"
     # An existing user's profile is not overwritten by another user's session.
     assert (await backend.service.get_user("bob")).name == "Bob"
+
+
+async def test_backend_restarts_after_close(backend: EmbeddedBackend) -> None:
+    await backend.service.send_message(TRUSTED, "group", "before restart", sender_id="bob")
+    await backend.close()
+    await backend.start()
+    session = _session(backend)
+    await session.wait_ready()
+    page = await session.list_messages("group")
+    session.destroy()
+    assert [message.text for message in page.messages] == ["before restart"]

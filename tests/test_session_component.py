@@ -234,3 +234,15 @@ async def test_rapid_mount_unmount_leaks_nothing(backend: EmbeddedBackend) -> No
         await wait_until(lambda: not _session_tasks(), what="session tasks to end")
         await wait_until(lambda: backend.service.listener_count() == 0, what="unsubscribing")
         assert _live_sessions() == []
+
+
+async def test_invalid_props_shown_not_logged_with_token(
+    backend: EmbeddedBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = create_user_token(backend.app, "alice")
+    root = Session(Chatbox(conversation_id="group"), app_id=backend.app.app_id, token=token)
+    async with LayoutRunner(root) as runner:
+        await runner.until(lambda r: "exactly one of user_id" in r.text)
+        assert "Could not connect to chat" in runner.text
+    assert caplog.records, "the invalid props are logged"
+    assert all(token not in record.getMessage() for record in caplog.records)

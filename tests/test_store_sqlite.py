@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import sqlite3
 from collections.abc import AsyncIterator
@@ -11,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from talkjs_components.errors import InvalidInput, NotFound, StorageError
+from talkjs_components.errors import InvalidInput, NotFound, PermissionDenied, StorageError
 from talkjs_components.models import (
     MAX_CUSTOM_FIELDS,
     AccessLevel,
+    Conversation,
     ConversationAttributes,
     Message,
     MessageOrigin,
@@ -67,9 +69,22 @@ async def create_chat(store: SQLiteStore, conversation_id: str, *user_ids: str) 
 
 
 async def send(store: SQLiteStore, conversation_id: str, sender_id: str, text: str) -> Message:
-    message, created = await store.insert_message(Draft(conversation_id, sender_id, text))
-    assert created
-    return message
+    inserted = await store.insert_message(Draft(conversation_id, sender_id, text))
+    assert inserted.created
+    return inserted.message
+
+
+class Recorder:
+    """An authorize callback that records what it was called with and can reject."""
+
+    def __init__(self, reject: bool = False) -> None:
+        self.reject = reject
+        self.calls: list[Conversation | None] = []
+
+    def __call__(self, conversation: Conversation | None) -> None:
+        self.calls.append(conversation)
+        if self.reject:
+            raise PermissionDenied("rejected by the test's authorize callback")
 
 
 async def unread_counts(store: SQLiteStore, user_id: str) -> dict[str, int]:
@@ -278,23 +293,55 @@ async def test_get_users_skips_unknown(store: SQLiteStore) -> None:
     assert users["alice"].name == "Alice"
 
 
+async def test_get_users_visible_to(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+    await create_chat(store, "c2", "bob", "dave")
+    await create_chat(store, "alone", "carol")
+    everyone = ["alice", "bob", "carol", "dave", "nobody"]
+
+    for_alice = await store.get_users(everyone, visible_to="alice")
+    for_bob = await store.get_users(everyone, visible_to="bob")
+    for_carol = await store.get_users(everyone, visible_to="carol")
+    for_stranger = await store.get_users(everyone, visible_to="nobody")
+
+    assert sorted(for_alice) == ["alice", "bob"]
+    assert sorted(for_bob) == ["alice", "bob", "dave"]
+    assert sorted(for_carol) == ["carol"]
+    assert for_stranger == {}
+    assert for_alice["bob"].name == "Bob"
+
+
+async def test_get_users_visible_after_removal(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+
+    await store.remove_participant("c1", "bob")
+
+    assert sorted(await store.get_users(["alice", "bob"], visible_to="alice")) == ["alice"]
+
+
 # Conversations and participants
 
 
 async def test_conversation_create_then_merge(store: SQLiteStore) -> None:
     await add_users(store, "alice")
-    conversation, created = await store.upsert_conversation(
+    first = await store.upsert_conversation(
         "c1",
         ConversationAttributes(subject="Plans", photo_url="https://x/p.png", custom={"a": "1"}),
         {"alice": Participation()},
     )
-
-    updated, created_again = await store.upsert_conversation(
+    second = await store.upsert_conversation(
         "c1", ConversationAttributes(photo_url=None, custom={"a": None, "b": "2"}), None
     )
+    unchanged = await store.upsert_conversation("c1", ConversationAttributes(subject="Plans"), None)
+    conversation, updated = first.conversation, second.conversation
 
-    assert created
-    assert not created_again
+    assert first.created
+    assert first.changed
+    assert not second.created
+    assert second.changed
+    assert not unchanged.created
+    assert not unchanged.changed
+    assert unchanged.conversation == updated
     assert conversation.subject == "Plans"
     assert updated.subject == "Plans"
     assert updated.photo_url is None
@@ -309,9 +356,10 @@ async def test_participant_update_keeps_unset_fields(store: SQLiteStore) -> None
         "c1", None, {"alice": Participation(), "bob": Participation(notify=False)}
     )
 
-    updated, _ = await store.upsert_conversation(
+    result = await store.upsert_conversation(
         "c1", None, {"bob": Participation(access=AccessLevel.READ)}
     )
+    updated = result.conversation
 
     assert updated.participants["bob"].access is AccessLevel.READ
     assert updated.participants["bob"].notify is False
@@ -326,8 +374,81 @@ async def test_unknown_participant_user_rejected(store: SQLiteStore) -> None:
             "c1", None, {"alice": Participation(), "ghost": Participation()}
         )
 
-    assert "user 'ghost' not found" in str(raised.value)
-    assert "upsert the user" in str(raised.value)
+    assert str(raised.value) == (
+        "user 'ghost' not found: upsert the user first or pass it as a User with a name "
+        "in new_users, to add it to conversation 'c1'"
+    )
+    assert await store.get_conversation("c1") is None
+
+
+async def test_upsert_authorize_sees_stored_conversation(store: SQLiteStore) -> None:
+    await add_users(store, "alice")
+    on_create = Recorder()
+    on_update = Recorder()
+
+    created = await store.upsert_conversation(
+        "c1", None, {"alice": Participation()}, authorize=on_create
+    )
+    await store.upsert_conversation(
+        "c1", ConversationAttributes(subject="Later"), None, authorize=on_update
+    )
+
+    assert on_create.calls == [None]
+    assert on_update.calls == [created.conversation]
+
+
+async def test_upsert_authorize_rejection_writes_nothing(store: SQLiteStore) -> None:
+    await add_users(store, "alice")
+    await store.upsert_conversation("c1", ConversationAttributes(subject="Plans"), None)
+
+    with pytest.raises(PermissionDenied, match="rejected by the test"):
+        await store.upsert_conversation(
+            "c1",
+            ConversationAttributes(subject="Taken"),
+            {"alice": Participation(), "erin": Participation()},
+            authorize=Recorder(reject=True),
+            new_users=[User(id="erin", name="Erin")],
+        )
+    with pytest.raises(PermissionDenied, match="rejected by the test"):
+        await store.upsert_conversation(
+            "c2", None, {"alice": Participation()}, authorize=Recorder(reject=True)
+        )
+
+    conversation = await store.get_conversation("c1")
+    assert conversation is not None
+    assert conversation.subject == "Plans"
+    assert conversation.participants == {}
+    assert await store.get_conversation("c2") is None
+    assert await store.get_users(["erin"]) == {}
+
+
+async def test_upsert_creates_only_missing_new_users(store: SQLiteStore) -> None:
+    alice = await store.upsert_user(User(id="alice", name="Alice", role="admin"))
+
+    result = await store.upsert_conversation(
+        "c1",
+        None,
+        {"alice": Participation(), "erin": Participation()},
+        new_users=[User(id="alice", name="Not Alice"), User(id="erin", name="Erin")],
+    )
+    users = await store.get_users(["alice", "erin"])
+
+    assert set(result.conversation.participants) == {"alice", "erin"}
+    assert users["alice"] == alice
+    assert users["erin"].name == "Erin"
+    assert users["erin"].created_at is not None
+
+
+async def test_new_users_rolled_back_on_unknown_participant(store: SQLiteStore) -> None:
+    with pytest.raises(NotFound, match="user 'ghost' not found"):
+        await store.upsert_conversation(
+            "c1",
+            None,
+            {"erin": Participation(), "ghost": Participation()},
+            new_users=[User(id="erin", name="Erin")],
+        )
+
+    assert await store.get_users(["erin"]) == {}
     assert await store.get_conversation("c1") is None
 
 
@@ -413,46 +534,83 @@ async def test_list_messages_unknown_cursor(store: SQLiteStore) -> None:
 async def test_insert_message_fields(store: SQLiteStore) -> None:
     await create_chat(store, "c1", "alice")
 
-    message, created = await store.insert_message(
+    inserted = await store.insert_message(
         Draft("c1", "alice", "hi", custom={"k": "v"}, origin=MessageOrigin.REST)
     )
     conversation = await store.get_conversation("c1")
+    message = inserted.message
 
-    assert created
+    assert inserted.created
     assert message.id.startswith("msg_")
     assert message.sender_id == "alice"
     assert message.custom == {"k": "v"}
     assert message.origin is MessageOrigin.REST
     assert message.read_by == []
+    assert message.seq > 0
     assert conversation is not None
     assert conversation.last_message_at == message.created_at
+    assert inserted.conversation == conversation
+    assert inserted.sender == (await store.get_users(["alice"]))["alice"]
+
+
+async def test_insert_system_message_has_no_sender(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice")
+
+    inserted = await store.insert_message(Draft("c1", None, "welcome", type=MessageType.SYSTEM))
+
+    assert inserted.created
+    assert inserted.sender is None
+
+
+async def test_insert_authorize_sees_stored_conversation(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice")
+    stored = await store.get_conversation("c1")
+    on_existing = Recorder()
+    on_missing = Recorder(reject=True)
+
+    await store.insert_message(Draft("c1", "alice", "hi"), authorize=on_existing)
+    with pytest.raises(PermissionDenied):
+        await store.insert_message(Draft("nope", "alice", "hi"), authorize=on_missing)
+
+    assert on_existing.calls == [stored]
+    assert on_missing.calls == [None]
+
+
+async def test_insert_authorize_rejection_inserts_nothing(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+
+    with pytest.raises(PermissionDenied, match="rejected by the test"):
+        await store.insert_message(Draft("c1", "alice", "hi"), authorize=Recorder(reject=True))
+
+    page = await store.list_messages("c1", limit=10, before_message_id=None)
+    conversation = await store.get_conversation("c1")
+    assert page.messages == []
+    assert conversation is not None
+    assert conversation.last_message_at is None
+    assert await unread_counts(store, "bob") == {}
 
 
 async def test_insert_message_unknown_conversation(store: SQLiteStore) -> None:
-    with pytest.raises(NotFound, match="conversation 'nope' not found"):
+    with pytest.raises(NotFound) as raised:
         await store.insert_message(Draft("nope", None, "hi", type=MessageType.SYSTEM))
+
+    assert str(raised.value) == "conversation 'nope' not found: create it first"
 
 
 async def test_idempotency_key_returns_first_message(store: SQLiteStore) -> None:
     await create_chat(store, "c1", "alice", "bob")
 
-    first, first_created = await store.insert_message(
-        Draft("c1", "alice", "hi", idempotency_key="k1")
-    )
-    again, again_created = await store.insert_message(
-        Draft("c1", "alice", "hi again", idempotency_key="k1")
-    )
-    from_bob, bob_created = await store.insert_message(
-        Draft("c1", "bob", "hi", idempotency_key="k1")
-    )
+    first = await store.insert_message(Draft("c1", "alice", "hi", idempotency_key="k1"))
+    again = await store.insert_message(Draft("c1", "alice", "hi again", idempotency_key="k1"))
+    from_bob = await store.insert_message(Draft("c1", "bob", "hi", idempotency_key="k1"))
     page = await store.list_messages("c1", limit=10, before_message_id=None)
 
-    assert first_created
-    assert not again_created
-    assert again.id == first.id
-    assert again.text == "hi"
-    assert bob_created
-    assert from_bob.id != first.id
+    assert first.created
+    assert not again.created
+    assert again.message == first.message
+    assert again.message.text == "hi"
+    assert from_bob.created
+    assert from_bob.message.id != first.message.id
     assert len(page.messages) == 2
 
 
@@ -460,12 +618,60 @@ async def test_idempotency_key_for_system_messages(store: SQLiteStore) -> None:
     await create_chat(store, "c1", "alice")
     draft = Draft("c1", None, "alice joined", type=MessageType.SYSTEM, idempotency_key="join")
 
-    first, first_created = await store.insert_message(draft)
-    again, again_created = await store.insert_message(draft)
+    first = await store.insert_message(draft)
+    again = await store.insert_message(draft)
 
-    assert first_created
-    assert not again_created
-    assert again.id == first.id
+    assert first.created
+    assert not again.created
+    assert again.message.id == first.message.id
+    assert again.sender is None
+
+
+# Message order
+
+
+async def test_seq_increases_across_conversations(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+    await create_chat(store, "c2", "alice", "bob")
+
+    sent = [
+        await send(store, conversation_id, "alice", f"message {number}")
+        for number in range(10)
+        for conversation_id in ("c1", "c2")
+    ]
+    seqs = [message.seq for message in sent]
+
+    assert seqs[0] > 0
+    assert all(earlier < later for earlier, later in itertools.pairwise(seqs))
+
+
+async def test_listed_messages_carry_seq(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+    await create_chat(store, "c2", "alice", "bob")
+    sent: list[Message] = []
+    for number in range(12):
+        sent.append(await send(store, "c1", "alice", f"c1 message {number}"))
+        await send(store, "c2", "bob", f"c2 message {number}")
+
+    newest = await store.list_messages("c1", limit=5, before_message_id=None)
+    older = await store.list_messages("c1", limit=20, before_message_id=newest.messages[0].id)
+    listed = older.messages + newest.messages
+    listed_seqs = [message.seq for message in listed]
+
+    assert [message.id for message in listed] == [message.id for message in sent]
+    assert listed_seqs == [message.seq for message in sent]
+    assert all(earlier < later for earlier, later in itertools.pairwise(listed_seqs))
+
+
+async def test_unread_last_message_carries_seq(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+    await send(store, "c1", "bob", "one")
+    latest = await send(store, "c1", "bob", "two")
+
+    unreads = await store.get_unreads("alice")
+
+    assert [unread.last_message.seq for unread in unreads] == [latest.seq]
+    assert unreads[0].last_message == latest
 
 
 # Read positions
@@ -519,16 +725,30 @@ async def test_mark_read_never_moves_backwards(store: SQLiteStore) -> None:
     backwards = await store.mark_read("c1", "alice", sent[0].id)
     repeated = await store.mark_read("c1", "alice", None)
 
-    assert middle == (sent[1].id, 1, True)
-    assert latest == (sent[2].id, 0, True)
-    assert backwards == (sent[2].id, 0, False)
-    assert repeated == (sent[2].id, 0, False)
+    assert middle == (sent[1].id, sent[1].seq, 1, True)
+    assert latest == (sent[2].id, sent[2].seq, 0, True)
+    assert backwards == (sent[2].id, sent[2].seq, 0, False)
+    assert repeated == (sent[2].id, sent[2].seq, 0, False)
+
+
+async def test_mark_read_returns_last_read_seq(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+    await create_chat(store, "c2", "alice", "bob")
+    first = await send(store, "c1", "bob", "c1 one")
+    await send(store, "c2", "bob", "c2 one")
+    await send(store, "c1", "bob", "c1 two")
+
+    position = await store.mark_read("c1", "alice", first.id)
+
+    assert position.last_read_message_id == first.id
+    assert position.last_read_seq == first.seq
+    assert position.unread_message_count == 1
 
 
 async def test_mark_read_in_empty_conversation(store: SQLiteStore) -> None:
     await create_chat(store, "c1", "alice")
 
-    assert await store.mark_read("c1", "alice", None) == (None, 0, False)
+    assert await store.mark_read("c1", "alice", None) == (None, 0, 0, False)
 
 
 async def test_mark_read_by_non_participant(store: SQLiteStore) -> None:
@@ -553,12 +773,30 @@ async def test_new_participant_starts_read(store: SQLiteStore) -> None:
     assert await unread_counts(store, "carol") == {"c1": 1}
 
 
-async def test_rejoining_participant_keeps_position(store: SQLiteStore) -> None:
+async def test_settings_update_keeps_position(store: SQLiteStore) -> None:
     await create_chat(store, "c1", "alice", "bob")
     await send(store, "c1", "alice", "one")
 
     await store.upsert_conversation("c1", None, {"bob": Participation(notify=False)})
 
+    assert await unread_counts(store, "bob") == {"c1": 1}
+
+
+async def test_rejoined_participant_starts_at_latest(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+    await send(store, "c1", "alice", "before leaving")
+    before_leaving = await unread_counts(store, "bob")
+    await store.remove_participant("c1", "bob")
+    while_away = await send(store, "c1", "alice", "while bob is away")
+
+    await store.upsert_conversation("c1", None, {"bob": Participation()})
+    after_rejoin = await unread_counts(store, "bob")
+    position = await store.mark_read("c1", "bob", None)
+    await send(store, "c1", "alice", "welcome back")
+
+    assert before_leaving == {"c1": 1}
+    assert after_rejoin == {}
+    assert position == (while_away.id, while_away.seq, 0, False)
     assert await unread_counts(store, "bob") == {"c1": 1}
 
 

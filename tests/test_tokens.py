@@ -183,3 +183,26 @@ async def test_update_me_writes_fields(backend: EmbeddedBackend) -> None:
     with pytest.raises(ValueError, match="bob"):
         await session.update_me(User(id="bob", name="Mallory"))
     session.destroy()
+
+
+async def test_cached_token_fetcher_does_not_spin(backend: EmbeddedBackend) -> None:
+    """A fetcher that returns the same token again is a failed refresh, retried with backoff."""
+    token = create_user_token(backend.app, "alice", expires_in=2)
+    calls: list[str] = []
+    errors: list[ChatError] = []
+
+    def cached_fetcher() -> str:
+        calls.append("call")
+        return token
+
+    session = TalkSession(
+        backend.app.app_id, "alice", token=token, token_fetcher=cached_fetcher,
+        retry_backoff=FAST_RETRY,
+    )  # fmt: skip
+    session.on_error(errors.append)
+    await session.wait_ready()
+    await wait_until(lambda: session.status is SessionStatus.FAILED, timeout=8, what="giving up")
+    assert session.error is not None
+    assert session.error.code == "token_refresh_failed"
+    assert "no later than" in errors[0].message
+    assert len(calls) < 200

@@ -12,6 +12,7 @@ from reactpy.types import VdomDict
 
 from ..errors import ChatError, InvalidInput
 from ..models import (
+    MAX_TEXT_LENGTH,
     AccessLevel,
     ChatEvent,
     Conversation,
@@ -97,11 +98,11 @@ def Chatbox(
 
 
 def _merge(messages: tuple[Message, ...], new: Iterable[Message]) -> tuple[Message, ...]:
-    """Return ``messages`` with ``new`` added or replaced by id, in time order."""
+    """Return ``messages`` with ``new`` added or replaced by id, in store order (``seq``)."""
     by_id = {message.id: message for message in messages}
     for message in new:
         by_id[message.id] = message
-    return tuple(sorted(by_id.values(), key=lambda message: message.created_at))
+    return tuple(sorted(by_id.values(), key=lambda message: message.seq))
 
 
 @component
@@ -119,6 +120,9 @@ def _ActiveChatbox(
     messages, set_messages = use_state(no_messages)
     users, set_users = use_state(no_users)
     error, set_error = use_state(no_error)
+    # The outcome of the latest send, so the composer can restore a failed draft.
+    no_ack: dict[str, Any] | None = None
+    ack, set_ack = use_state(no_ack)
     # A conversation chosen through UIBox.select(); it wins until the props change.
     no_override: tuple[str | None] | None = None
     override, set_override = use_state(no_override)
@@ -144,7 +148,9 @@ def _ActiveChatbox(
     target_id = builder.id if builder is not None else conversation_id
 
     @use_effect(dependencies=[session])
-    def register_box() -> Callable[[], None]:
+    def register_box() -> Callable[[], None] | None:
+        if not session.is_alive:
+            return None
         registered = UIBox(session, BoxKind.CHATBOX)
         registered.on_select = lambda selected: set_override((selected,))
         box.current = registered
@@ -154,28 +160,11 @@ def _ActiveChatbox(
     def follow_props() -> None:
         set_override(None)
 
-    async def remember_users(user_ids: Iterable[str]) -> None:
-        known = await session.get_users(sorted(set(user_ids)))
-        set_users(lambda old: {**old, **known})
-
-    async def on_event(event: ChatEvent) -> None:
-        if event.conversation.id != target_id or not session.is_alive:
-            return
-        if isinstance(event, ConversationUpdated):
-            set_conversation(event.conversation)
-            return
-        if not isinstance(event, MessageSent):
-            return
-        message = event.message
-        if message.sender_id is not None:
-            await remember_users([message.sender_id])
-        set_messages(lambda old: _merge(old, [message]))
-        if message.sender_id != session.me.id:
-            await session.mark_read(target_id, message.id)
-
     # Open the selected conversation and follow it until unmount or a new
-    # selection. The subscription starts before the first page loads, and
-    # messages merge by id, so nothing sent in between is lost or doubled.
+    # selection. The subscription starts before the first page loads and
+    # messages merge by id in seq order, so nothing sent in between is lost,
+    # doubled or reordered. Handlers of a superseded selection stop touching
+    # state: ``following`` turns false when the effect ends.
     @use_async_effect(dependencies=[session, selection])
     async def open_and_follow() -> None:
         set_error(None)
@@ -185,46 +174,84 @@ def _ActiveChatbox(
             box.current.current_conversation_id = target_id
         if target_id is None:
             return
+        following = [True]
+
+        async def remember_users(user_ids: Iterable[str]) -> None:
+            known = await session.get_users(sorted(set(user_ids)))
+            if following[0]:
+                set_users(lambda old: {**old, **known})
+
+        async def on_event(event: ChatEvent) -> None:
+            if not following[0] or event.conversation.id != target_id:
+                return
+            if isinstance(event, ConversationUpdated):
+                set_conversation(event.conversation)
+                return
+            if not isinstance(event, MessageSent):
+                return
+            message, sender = event.message, event.sender
+            if sender is not None:
+                set_users(lambda old: {**old, sender.id: sender})
+            set_messages(lambda old: _merge(old, [message]))
+            if message.sender_id != session.me.id and session.is_alive:
+                await session.mark_read(target_id, message.id)
+
         subscription = session.on_event(on_event)
         try:
-            opened = await builder.sync() if builder else await session.get_conversation(target_id)
-            set_conversation(opened)
-            page = await session.list_messages(opened.id, limit=PAGE_SIZE)
-            set_messages(lambda old: _merge(old, page.messages))
-            senders = {m.sender_id for m in page.messages if m.sender_id is not None}
-            await remember_users([*senders, *opened.participants])
-            await session.mark_read(opened.id)
-        except ChatError as exc:
-            logger.info(
-                "chatbox of user %r could not open conversation %r: %s",
-                session.me.id,
-                target_id,
-                exc.message,
-            )
-            set_error(text("load_failed", reason=exc.message))
-        try:
+            try:
+                opened = (
+                    await builder.sync() if builder else await session.get_conversation(target_id)
+                )
+                set_conversation(opened)
+                page = await session.list_messages(opened.id, limit=PAGE_SIZE)
+                set_messages(lambda old: _merge(old, page.messages))
+                senders = {m.sender_id for m in page.messages if m.sender_id is not None}
+                await remember_users([*senders, *opened.participants])
+                # NOTE: this marks the whole conversation read, including unread
+                # messages older than the loaded page, which cannot be scrolled to yet.
+                await session.mark_read(opened.id)
+            except ChatError as exc:
+                logger.info(
+                    "chatbox of user %r could not open conversation %r: %s",
+                    session.me.id,
+                    target_id,
+                    exc.message,
+                )
+                set_error(text("load_failed", reason=exc.message))
             await asyncio.Event().wait()
         finally:
+            following[0] = False
             subscription.unsubscribe()
 
     async def send(event: dict[str, Any]) -> None:
-        if conversation is None:
-            return
         body = str(event.get("text") or "")
-        key = event.get("key")
+        key = str(event.get("key") or "")
+        if conversation is None:
+            set_error(text("send_failed", reason=text("not_loaded")))
+            set_ack({"key": key, "ok": False, "text": body})
+            return
         try:
-            await session.send_message(
-                conversation.id, body, idempotency_key=str(key) if key else None
-            )
+            await session.send_message(conversation.id, body, idempotency_key=key or None)
         except ChatError as exc:
+            logger.info(
+                "user %r could not send to conversation %r: %s (%s)",
+                session.me.id,
+                conversation.id,
+                exc.message,
+                exc.code,
+            )
             set_error(text("send_failed", reason=exc.message))
+            set_ack({"key": key, "ok": False, "text": body})
+            return
+        set_error(None)
+        set_ack({"key": key, "ok": True})
 
     if builder is None and conversation_id is None:
         return html.div(attributes, html.p({"className": "tjs-empty"}, text("no_conversation")))
 
     return html.div(
         attributes,
-        _header(conversation, users, session.me.id),
+        _header(conversation, users, session.me.id, failed=error is not None),
         html.p({"className": "tjs-error", "role": "alert"}, error) if error else "",
         _message_log(messages, users, session.me.id, loaded=conversation is not None),
         Composer(
@@ -233,18 +260,25 @@ def _ActiveChatbox(
                 "label": text("message_label"),
                 "sendLabel": text("send"),
                 "placeholder": text("placeholder"),
-                "disabledPlaceholder": text("read_only_placeholder"),
+                "disabledPlaceholder": text("read_only_placeholder")
+                if conversation is not None
+                else "",
                 "disabled": conversation is None
                 or conversation.access_of(session.me.id) is not AccessLevel.READ_WRITE,
                 "conversationId": conversation.id if conversation else None,
+                "ack": ack,
+                "maxLength": MAX_TEXT_LENGTH,
             }
         ),
     )
 
 
-def _header(conversation: Conversation | None, users: dict[str, User], me_id: str) -> VdomDict:
+def _header(
+    conversation: Conversation | None, users: dict[str, User], me_id: str, *, failed: bool
+) -> VdomDict:
     if conversation is None:
-        return html.div({"className": "tjs-chatbox__header"}, text("loading"))
+        title = text("unavailable") if failed else text("loading")
+        return html.div({"className": "tjs-chatbox__header"}, title)
     others = [
         users[user_id].display_name if user_id in users else user_id
         for user_id in conversation.participants

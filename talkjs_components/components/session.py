@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
-from reactpy import Ref, component, use_async_effect, use_effect, use_ref, use_state
+from reactpy import Ref, component, html, use_async_effect, use_effect, use_ref, use_state
 from reactpy.types import VdomChild
 
 from ..errors import ChatError, InvalidInput
@@ -17,6 +18,8 @@ from .notifier import NotificationBridge
 from .session_props import SESSION_EVENTS, normalize_session_props
 
 __all__ = ["Session"]
+
+logger = logging.getLogger("talkjs_components.ui")
 
 SyncUser = User | Callable[[], User]
 
@@ -42,9 +45,9 @@ def _resolve_me(user_id: Any, sync_user: Any) -> User | str:
     return me
 
 
-def _user_fields(me: User | str) -> str | None:
+def _user_fields(me: User | str | None) -> str | None:
     """Return a comparable form of the fields ``sync_user`` sets, or ``None`` for a bare id."""
-    if isinstance(me, str):
+    if not isinstance(me, User):
         return None
     return json.dumps(me.model_dump(mode="json", exclude_unset=True), sort_keys=True)
 
@@ -93,12 +96,19 @@ def Session(*children: VdomChild, **props: Any) -> Any:
             ones), a missing ``app_id``, or not exactly one of ``user_id`` and
             ``sync_user``.
     """
-    options = normalize_session_props(props)
-    app_id = options.get("app_id")
-    if not isinstance(app_id, str) or not app_id:
-        raise InvalidInput(f"Session needs app_id, a non-empty string; got {app_id!r}")
-    me = _resolve_me(options.get("user_id"), options.get("sync_user"))
-    me_id = me if isinstance(me, str) else me.id
+    # Invalid props are shown, not raised: ReactPy would log the failed render
+    # with every prop, the token included. Hooks below run either way, so
+    # their order never changes between renders.
+    problem: InvalidInput | None = None
+    try:
+        options = normalize_session_props(props)
+        app_id = options.get("app_id")
+        if not isinstance(app_id, str) or not app_id:
+            raise InvalidInput(f"Session needs app_id, a non-empty string; got {app_id!r}")
+        me: User | str | None = _resolve_me(options.get("user_id"), options.get("sync_user"))
+    except InvalidInput as exc:
+        problem, options, app_id, me = exc, {}, None, None
+    me_id = me.id if isinstance(me, User) else me
     signature: str | None = options.get("signature")
     session_ref: Ref[TalkSession | None] | None = options.get("session_ref")
     token: str | None = options.get("token")
@@ -117,8 +127,10 @@ def Session(*children: VdomChild, **props: Any) -> Any:
     def fetch_latest_token() -> Any:
         return latest.current["token_fetcher"]()
 
-    @use_effect(dependencies=[app_id, me_id, signature])
-    def run_session() -> Callable[[], None]:
+    @use_effect(dependencies=[app_id, me_id, signature, problem is None])
+    def run_session() -> Callable[[], None] | None:
+        if problem is not None or app_id is None or me is None:
+            return None
         current = latest.current
         written_fields.current = _user_fields(current["me"])
         session = TalkSession(
@@ -188,6 +200,11 @@ def Session(*children: VdomChild, **props: Any) -> Any:
         except ChatError as error:
             session._report_error(error)
 
+    if problem is not None:
+        logger.error("Session has invalid props: %s", problem.message)
+        failed = SessionState(None, SessionStatus.FAILED, problem)
+        alert = html.p({"className": "tjs-error", "role": "alert"}, problem.message)
+        return SessionContext(alert, *children, value=failed)
     bridge = (
         NotificationBridge(session, key=f"notifier-{session.id}")
         if session is not None and session.is_alive

@@ -14,11 +14,13 @@ STRINGS: dict[str, str] = {
     "placeholder": "Say something...",
     "read_only_placeholder": "You can read this conversation but not write in it.",
     "loading": "Loading chat…",
+    "unavailable": "Conversation unavailable",
     "no_messages": "No messages yet. Say hello!",
     "no_conversation": "No conversation selected.",
     "connect_failed": "Could not connect to chat: {reason}",
     "load_failed": "Could not load the conversation: {reason}",
     "send_failed": "Could not send the message: {reason}",
+    "not_loaded": "the conversation has not loaded yet; try again in a moment",
     "you": "You",
     "participants_title": "{names}",
 }

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from reactpy import component, html, use_async_effect, use_effect, use_location, use_state
+from reactpy import (
+    component,
+    html,
+    use_async_effect,
+    use_effect,
+    use_location,
+    use_ref,
+    use_state,
+)
 from reactpy.executors.asgi import ReactPy
 from reactpy.types import VdomDict
 
@@ -24,8 +32,8 @@ from .. import embedded
 from ..auth import create_user_token, verify_user_token
 from ..components import Chatbox, Session, use_session, use_unreads
 from ..components._adapter import load_js_components
-from ..errors import AuthError
-from ..models import Conversation, Message, MessageSent
+from ..errors import AuthError, ChatError
+from ..models import Conversation, ConversationUpdated, Message, MessageSent
 from .seed import DEMO_USERS, seed
 
 __all__ = ["APP_ID", "create_app"]
@@ -91,6 +99,9 @@ def DemoRoot() -> VdomDict:
     token, set_token = use_state(no_token)
     restored, set_restored = use_state(False)
     error, set_error = use_state("")
+    # A new id for every server-side tree, so the browser reports its token
+    # again after ReactPy reconnects (the browser component itself survives).
+    layout_id = use_ref(secrets.token_hex(8)).current
 
     def user_of(candidate: str | None) -> str | None:
         if not candidate:
@@ -106,10 +117,14 @@ def DemoRoot() -> VdomDict:
         set_restored(True)
 
     def on_sign_in(event: dict[str, Any]) -> None:
-        user_id = str(event.get("user") or "").strip().lower()
+        typed = str(event.get("user") or "").strip()
+        user_id = typed.lower()
+        names = ", ".join(sorted(_KNOWN_USERS))
+        if not typed:
+            set_error(f"Enter a user name: one of {names}.")
+            return
         if user_id not in _KNOWN_USERS:
-            names = ", ".join(sorted(_KNOWN_USERS))
-            set_error(f"Unknown user {user_id!r}. Sign in as one of: {names}.")
+            set_error(f"Unknown user “{typed}”. Sign in as one of: {names}.")
             return
         set_error("")
         set_token(create_user_token(backend.app, user_id))
@@ -120,7 +135,7 @@ def DemoRoot() -> VdomDict:
     user_id = user_of(token)
     # TokenStore stores a string, removes the stored token on None, and leaves
     # storage alone while the prop is absent (before the stored one is read).
-    store_props: dict[str, Any] = {"onRestore": on_restore}
+    store_props: dict[str, Any] = {"onRestore": on_restore, "layoutId": layout_id}
     if restored:
         store_props["token"] = token if user_id else None
     page: Any
@@ -186,8 +201,12 @@ def _SignedInPage(user_id: str, sign_out: Callable[[object], None]) -> VdomDict:
             {"className": "demo-chat"},
             Chatbox(conversation_id=conversation_id, key=conversation_id),
         )
-    else:
+    elif path in ("", "/"):
         body = _ConversationList(user_id)
+    else:
+        body = html.p(
+            {"role": "alert"}, f"No page at {path}. ", html.a({"href": "/"}, "All conversations")
+        )
     return html.main(bar, body)
 
 
@@ -200,6 +219,8 @@ def _ConversationList(user_id: str) -> VdomDict:
     conversations, set_conversations = use_state(no_conversations)
     previews, set_previews = use_state(no_previews)
     names, set_names = use_state(no_names)
+    no_failure: str | None = None
+    failure, set_failure = use_state(no_failure)
     unreads = use_unreads() or []
     unread_counts = {unread.conversation.id: unread.unread_message_count for unread in unreads}
 
@@ -215,6 +236,21 @@ def _ConversationList(user_id: str) -> VdomDict:
                 set_conversations(
                     lambda old: (conversation, *(c for c in old if c.id != conversation.id))
                 )
+                if event.sender is not None:
+                    sender = event.sender
+                    set_names(lambda old: {**old, sender.id: sender.display_name})
+            elif isinstance(event, ConversationUpdated):
+                updated = event.conversation
+                if user_id in event.removed_user_ids:
+                    set_conversations(lambda old: tuple(c for c in old if c.id != updated.id))
+                else:
+                    set_conversations(
+                        lambda old: (
+                            tuple(updated if c.id == updated.id else c for c in old)
+                            if any(c.id == updated.id for c in old)
+                            else (updated, *old)
+                        )
+                    )
 
         subscription = session.on_event(on_event)
         return subscription.unsubscribe
@@ -223,14 +259,20 @@ def _ConversationList(user_id: str) -> VdomDict:
     async def load() -> None:
         if session is None:
             return
-        loaded = await session.list_conversations()
-        latest: dict[str, Message] = {}
-        for conversation in loaded:
-            page = await session.list_messages(conversation.id, limit=1)
-            if page.messages:
-                latest[conversation.id] = page.messages[-1]
-        user_ids = {user for conversation in loaded for user in conversation.participants}
-        known = await session.get_users(sorted(user_ids))
+        try:
+            loaded = await session.list_conversations()
+            latest: dict[str, Message] = {}
+            # NOTE: one query per conversation; fine for a demo, not for long lists.
+            for conversation in loaded:
+                page = await session.list_messages(conversation.id, limit=1)
+                if page.messages:
+                    latest[conversation.id] = page.messages[-1]
+            user_ids = {user for conversation in loaded for user in conversation.participants}
+            known = await session.get_users(sorted(user_ids))
+        except ChatError as exc:
+            logger.warning("conversation list of %r failed to load: %s", user_id, exc.message)
+            set_failure(exc.message)
+            return
         set_names({uid: user.display_name for uid, user in known.items()})
         set_previews(lambda old: {**latest, **old})
         # Conversations that events brought in while loading stay in front.
@@ -238,6 +280,8 @@ def _ConversationList(user_id: str) -> VdomDict:
             lambda old: (*old, *(c for c in loaded if all(c.id != o.id for o in old)))
         )
 
+    if failure:
+        return html.p({"role": "alert"}, f"Could not load your conversations: {failure}")
     if session is None:
         return html.p("Connecting…")
     return html.ul(
@@ -258,10 +302,12 @@ def _conversation_item(
 ) -> VdomDict:
     others = [names.get(uid, uid) for uid in conversation.participants if uid != me_id]
     title = conversation.subject or ", ".join(others)
+    sender_label = ""
     preview_text = ""
     if preview is not None:
         sender = names.get(preview.sender_id or "", preview.sender_id or "")
-        preview_text = f"{sender}: {preview.text}" if sender else preview.text
+        sender_label = f"{sender}: " if sender else ""
+        preview_text = preview.text
     return html.li(
         {"key": conversation.id, "data-conversation-id": conversation.id},
         html.a(
@@ -269,7 +315,13 @@ def _conversation_item(
             html.div(
                 {"className": "demo-text"},
                 html.div({"className": "demo-title", "dir": "auto"}, title),
-                html.div({"className": "demo-preview", "dir": "auto"}, preview_text),
+                # The text is isolated, so a right-to-left message keeps its own
+                # direction next to the left-to-right sender name.
+                html.div(
+                    {"className": "demo-preview"},
+                    sender_label,
+                    html.bdi({"dir": "auto"}, preview_text),
+                ),
             ),
             html.span(
                 {"className": "demo-badge", "aria-label": f"{unread_count} unread"},
@@ -296,7 +348,10 @@ class DemoApp:
         )
         self.page = ReactPy(
             DemoRoot,
-            html_head=html.head(html.title("talkjs-components demo")),
+            html_head=html.head(
+                html.title("talkjs-components demo"),
+                html.meta({"name": "viewport", "content": "width=device-width, initial-scale=1"}),
+            ),
             async_rendering=False,
         )
 

@@ -10,6 +10,7 @@ what to notify and runs the Python handlers.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -21,6 +22,8 @@ from ..service import Subscription
 
 if TYPE_CHECKING:
     from .talk_session import TalkSession
+
+logger = logging.getLogger("talkjs_components.session")
 
 __all__ = [
     "BODY_LENGTH",
@@ -236,7 +239,11 @@ class DesktopNotifications:
 
         Without handlers, a mounted Inbox selects the conversation.
         """
-        conversation = self._conversations.get(conversation_id) or Conversation(id=conversation_id)
+        conversation = self._conversations.get(conversation_id)
+        if conversation is None:
+            # Only conversations this session notified about can be clicked.
+            logger.warning("click on a notification of unknown conversation %r", conversation_id)
+            return
         event = DesktopNotificationClickedEvent(conversation)
         if self._clicked_handlers:
             self._emit(self._clicked_handlers, event, "on_desktop_notification_clicked")

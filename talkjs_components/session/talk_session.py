@@ -244,10 +244,10 @@ class TalkSession:
     async def _connect(self) -> None:
         tokens = self._tokens
         for attempt in range(CONNECT_ATTEMPTS):
-            if tokens.token is None and tokens.has_fetcher:
-                tokens.update(token=await tokens.fetch())
-            credentials = Credentials(token=tokens.token, signature=self._signature)
             try:
+                if tokens.token is None and tokens.has_fetcher:
+                    tokens.update(token=await tokens.fetch())
+                credentials = Credentials(token=tokens.token, signature=self._signature)
                 self._me = await self._transport.connect(
                     self.app_id,
                     self._me,
@@ -257,7 +257,7 @@ class TalkSession:
                 )
                 break
             except AuthError as error:
-                # A rejected token is worth replacing once more when a fetcher exists.
+                # A rejected or unobtainable token is worth another fetch when a fetcher exists.
                 retryable = tokens.has_fetcher and error.code.startswith("token_")
                 if not retryable or attempt + 1 == CONNECT_ATTEMPTS:
                     raise
@@ -347,7 +347,7 @@ class TalkSession:
         notify = self.desktop_notifications.enabled and event.message.sender_id != self._me.id
         if not self._message_handlers and not notify:
             return
-        sender = await self._get_sender(event.message)
+        sender = await self._get_sender(event)
         if notify:
             shown = any(box.current_conversation_id == event.conversation.id for box in self._boxes)
             self.desktop_notifications._consider(event, sender, shown)
@@ -358,12 +358,22 @@ class TalkSession:
     def _is_subscribed(self, handler: MessageHandler) -> Callable[[], bool]:
         return lambda: handler in self._message_handlers
 
-    async def _get_sender(self, message: Message) -> User | None:
-        sender_id = message.sender_id
+    async def _get_sender(self, event: MessageSent) -> User | None:
+        """Return the sender of ``event``'s message, from the event itself when it carries one."""
+        if event.sender is not None:
+            self._users[event.sender.id] = event.sender
+            return event.sender
+        sender_id = event.message.sender_id
         if sender_id is None:
             return None
         if sender_id not in self._users:
-            self._users.update(await self._transport.get_users([sender_id]))
+            try:
+                self._users.update(await self._transport.get_users([sender_id]))
+            except ChatError as error:
+                # A missing name is no reason to end the session: the payload gets sender None.
+                logger.warning(
+                    "session %s could not look up sender %r: %s", self.id, sender_id, error.message
+                )
         return self._users.get(sender_id)
 
     def _schedule_handler(

@@ -26,12 +26,30 @@ FETCH_TIMEOUT = 10.0
 """Seconds a token fetcher may take before the attempt counts as failed."""
 
 REFRESH_MARGIN = 60.0
-"""Seconds before expiry at which a token is refreshed (at most 10 % of its lifetime)."""
+"""Seconds before expiry at which a token is refreshed, at most 10 % of its lifetime.
+
+The lifetime runs from the token's ``iat`` claim, or from when the session
+first saw the token if it has none.
+"""
 
 MAX_FAILURES_AFTER_EXPIRY = 5
 """Failed refreshes tolerated once the current token has expired, before the session ends."""
 
 _UNSET: Any = object()
+
+
+def _claims(token: str) -> dict[str, Any]:
+    try:
+        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return {}
+    return claims
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def token_expiry(token: str) -> float | None:
@@ -40,12 +58,29 @@ def token_expiry(token: str) -> float | None:
     The signature is not checked here: the value only schedules a refresh,
     and the backend verifies every token it receives.
     """
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return None
-    expiry = claims.get("exp")
-    return float(expiry) if isinstance(expiry, int | float) else None
+    return _number(_claims(token).get("exp"))
+
+
+def _refresh_time(token: str, expiry: float) -> float:
+    issued = _number(_claims(token).get("iat"))
+    start = issued if issued is not None and issued < expiry else time.time()
+    lifetime = max(0.0, expiry - start)
+    return expiry - min(REFRESH_MARGIN, lifetime * 0.1)
+
+
+def _require_later_expiry(token: str, current_expiry: float) -> None:
+    """Raise unless ``token`` expires later than the token it replaces.
+
+    A fetcher that hands back the same (cached) token would otherwise be
+    called again at once, forever.
+    """
+    expiry = token_expiry(token)
+    if expiry is not None and expiry <= current_expiry:
+        raise AuthError(
+            f"token_fetcher returned a token that expires at {_format(expiry)}, no later than "
+            f"the current one ({_format(current_expiry)}): return a newly minted token",
+            code="token_fetch_failed",
+        )
 
 
 def _format(timestamp: float) -> str:
@@ -154,9 +189,8 @@ class TokenKeeper:
                     "or a token_fetcher so the session can refresh it",
                     code="token_expired",
                 )
-            lifetime = max(0.0, expiry - time.time())
-            refresh_at = expiry - min(REFRESH_MARGIN, lifetime * 0.1)
-            if await self._wait_until(refresh_at):
+            assert self._token is not None
+            if await self._wait_until(_refresh_time(self._token, expiry)):
                 continue
             await self._refresh(expiry, reauthenticate, report)
 
@@ -171,6 +205,7 @@ class TokenKeeper:
         while True:
             try:
                 token = await self.fetch()
+                _require_later_expiry(token, expiry)
                 await reauthenticate(token)
             except ChatError as error:
                 report(error)
@@ -185,7 +220,7 @@ class TokenKeeper:
                         ) from error
                 delay = self._backoff.delay(attempt)
                 attempt += 1
-                logger.info("token refresh failed (%s); retrying in %.1f s", error.code, delay)
+                logger.debug("token refresh failed (%s); retrying in %.1f s", error.code, delay)
                 if await self._wait_for(delay):
                     return
                 continue
@@ -198,6 +233,8 @@ class TokenKeeper:
 
     async def _wait_for(self, seconds: float) -> bool:
         if seconds <= 0:
+            # Yield even when no wait is due, so this loop can never starve the event loop.
+            await asyncio.sleep(0)
             return self._changed.is_set()
         try:
             async with asyncio.timeout(seconds):

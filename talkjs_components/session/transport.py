@@ -167,8 +167,8 @@ class InProcessTransport:
         self._service = None
 
     async def get_users(self, user_ids: list[str]) -> dict[str, User]:
-        service, _ = self._bound
-        return await service.get_users(user_ids)
+        service, user_id = self._bound
+        return await service.get_users(user_ids, actor=user_id)
 
     async def sync_conversation(
         self,
@@ -178,9 +178,9 @@ class InProcessTransport:
         new_users: Sequence[User] = (),
     ) -> Conversation:
         service, user_id = self._bound
-        if new_users:
-            await service.create_missing_users(new_users)
-        return await service.sync_conversation(user_id, conversation_id, attributes, participants)
+        return await service.sync_conversation(
+            user_id, conversation_id, attributes, participants, new_users
+        )
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
         service, user_id = self._bound

@@ -1,14 +1,17 @@
 """Storage interface of the chat service, and its implementations.
 
 A store persists users, conversations, participants, messages and read
-positions for one app. It does no authorization and publishes no events, because the
-service decides who may do what and publishes what happened. Every method is
-a coroutine; implementations must not block the event loop.
+positions for one app. It makes no authorization decisions and publishes no
+events, because the service decides who may do what and publishes what
+happened. The service passes its access checks to the write methods as
+``authorize`` callbacks, which the store runs inside the write transaction so
+that the check and the write see the same data. Every method is a coroutine;
+implementations must not block the event loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
 from ..models import (
@@ -23,16 +26,56 @@ from ..models import (
     User,
 )
 
-__all__ = ["NewMessage", "ReadPosition", "Store"]
+__all__ = [
+    "AuthorizeConversation",
+    "ConversationUpsert",
+    "InsertedMessage",
+    "NewMessage",
+    "ReadPosition",
+    "Store",
+]
+
+AuthorizeConversation = Callable[[Conversation | None], None]
+"""An access check that a store runs inside a write transaction.
+
+It receives the conversation as currently stored, or ``None`` when it does
+not exist, and raises to reject the operation. The store then rolls back and
+re-raises the exception. The check runs on the store's worker thread while the
+write lock is held, so it must be pure and fast, without I/O or blocking calls.
+"""
 
 
 class ReadPosition(NamedTuple):
     """A participant's read position after ``Store.mark_read``."""
 
     last_read_message_id: str | None
+    last_read_seq: int
+    """``seq`` of the last read message; 0 when nothing was read."""
     unread_message_count: int
     moved: bool
     """Whether this call moved the position forward."""
+
+
+class ConversationUpsert(NamedTuple):
+    """The result of ``Store.upsert_conversation``."""
+
+    conversation: Conversation
+    """The conversation as stored after the write."""
+    created: bool
+    changed: bool
+    """Whether the stored conversation differs from before (always true when created)."""
+
+
+class InsertedMessage(NamedTuple):
+    """The result of ``Store.insert_message``, read in the insert transaction."""
+
+    message: Message
+    created: bool
+    """``False`` when an earlier message with the same idempotency key was returned."""
+    conversation: Conversation
+    """The conversation with its participants at commit time."""
+    sender: User | None
+    """The sender's stored user; ``None`` for system messages and unknown senders."""
 
 
 class NewMessage(Protocol):
@@ -63,8 +106,14 @@ class Store(Protocol):
         ``None`` is deleted, and a ``custom`` key set to ``None`` is removed.
         """
 
-    async def get_users(self, user_ids: Sequence[str]) -> dict[str, User]:
-        """Return the stored users among ``user_ids``, keyed by id; unknown ids are left out."""
+    async def get_users(
+        self, user_ids: Sequence[str], *, visible_to: str | None = None
+    ) -> dict[str, User]:
+        """Return the stored users among ``user_ids``, keyed by id; unknown ids are left out.
+
+        With ``visible_to``, only that user and the users who share at least
+        one conversation with them are returned; the others are left out too.
+        """
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         """Return a conversation with its participants, or ``None`` when it does not exist."""
@@ -74,12 +123,18 @@ class Store(Protocol):
         conversation_id: str,
         attributes: ConversationAttributes | None,
         participants: dict[str, Participation] | None,
-    ) -> tuple[Conversation, bool]:
-        """Create or update a conversation in one transaction.
+        *,
+        authorize: AuthorizeConversation | None = None,
+        new_users: Sequence[User] = (),
+    ) -> ConversationUpsert:
+        """Create or update a conversation in one write transaction.
 
-        Attributes merge like ``upsert_user``. ``participants`` adds or updates
-        the listed participants and leaves the others. Returns the stored
-        conversation and whether it was created.
+        First ``authorize`` (when given) is called with the stored
+        conversation or ``None``. If it raises, nothing is written and the
+        exception propagates. Then the users of ``new_users`` that do not
+        exist are created, and existing users are left unchanged. Attributes
+        merge like ``upsert_user``. ``participants`` adds or updates the listed
+        participants and leaves the others.
         """
 
     async def remove_participant(self, conversation_id: str, user_id: str) -> Conversation:
@@ -91,12 +146,16 @@ class Store(Protocol):
     async def list_user_conversations(self, user_id: str) -> list[Conversation]:
         """Return the user's conversations, most recent activity first."""
 
-    async def insert_message(self, message: NewMessage) -> tuple[Message, bool]:
-        """Insert a message and return it with whether it was created.
+    async def insert_message(
+        self, message: NewMessage, *, authorize: AuthorizeConversation | None = None
+    ) -> InsertedMessage:
+        """Insert a message in one write transaction.
 
-        When ``idempotency_key`` is set and a message with the same key
-        exists in that conversation from that sender, the existing message is
-        returned with ``False``, and nothing is inserted.
+        First ``authorize`` (when given) is called with the stored
+        conversation or ``None``, as in ``upsert_conversation``. When
+        ``idempotency_key`` is set and a message with the same key exists in
+        that conversation from that sender, the existing message is returned
+        with ``created`` false, and nothing is inserted.
         """
 
     async def list_messages(
@@ -113,7 +172,8 @@ class Store(Protocol):
         """Move the user's read position forward to ``message_id`` (``None``: the newest).
 
         The position never moves backwards, and ``moved`` in the result shows
-        whether this call moved it.
+        whether this call moved it. The user must be a participant when the
+        write transaction runs.
         """
 
     async def get_unreads(self, user_id: str) -> list[UnreadConversation]:

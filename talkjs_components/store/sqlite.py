@@ -15,7 +15,10 @@ that is never reused. A participant's read position is the ``seq`` of the
 last message they read (0 when none). The store keeps this invariant: every
 message after a participant's read position was sent by someone else, because
 sending moves the sender's position to their own message and a new
-participant starts at the conversation's latest message.
+participant starts at the conversation's latest message. Removing a
+participant deletes their position with them, so a user who is removed and
+added back starts again at the latest message: what was sent while they were
+away never counts as unread.
 """
 
 from __future__ import annotations
@@ -44,7 +47,13 @@ from ..models import (
     User,
     now_ms,
 )
-from . import NewMessage, ReadPosition
+from . import (
+    AuthorizeConversation,
+    ConversationUpsert,
+    InsertedMessage,
+    NewMessage,
+    ReadPosition,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "new_message_id"]
 
@@ -141,6 +150,34 @@ _MESSAGE_COLUMNS = """
             AND p.last_read_seq >= m.seq
             AND p.user_id IS NOT m.sender_id
     ) AS read_by
+"""
+
+_INSERT_USER = """
+    INSERT INTO users (app_id, id, name, email, phone, photo_url, role, locale,
+        welcome_message, custom, created_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_UPSERT_USER = (
+    _INSERT_USER
+    + """
+    ON CONFLICT (app_id, id) DO UPDATE SET
+        name = excluded.name, email = excluded.email, phone = excluded.phone,
+        photo_url = excluded.photo_url, role = excluded.role,
+        locale = excluded.locale, welcome_message = excluded.welcome_message,
+        custom = excluded.custom
+    """
+)
+_INSERT_USER_IF_MISSING = _INSERT_USER + " ON CONFLICT (app_id, id) DO NOTHING"
+
+# SQL condition for get_users(visible_to=...): the user row ``u`` shares at
+# least one conversation with the user id bound to the parameter.
+_SHARES_CONVERSATION_WITH = """
+    EXISTS (
+        SELECT 1 FROM participants AS mine
+        JOIN participants AS theirs ON theirs.app_id = mine.app_id
+            AND theirs.conversation_id = mine.conversation_id
+        WHERE mine.app_id = u.app_id AND mine.user_id = ? AND theirs.user_id = u.id
+    )
 """
 
 _CROCKFORD_BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -244,15 +281,21 @@ class SQLiteStore:
         """
         return await self._write("upsert user", lambda db: db.upsert_user(user))
 
-    async def get_users(self, user_ids: Sequence[str]) -> dict[str, User]:
-        """Return the stored users among ``user_ids``, keyed by id; unknown ids are left out."""
-        return await self._read("get users", lambda db: db.get_users(user_ids))
+    async def get_users(
+        self, user_ids: Sequence[str], *, visible_to: str | None = None
+    ) -> dict[str, User]:
+        """Return the stored users among ``user_ids``, keyed by id; unknown ids are left out.
+
+        With ``visible_to``, only that user and the users who share at least
+        one conversation with them are returned. Runs one query either way.
+        """
+        return await self._read("get users", lambda db: db.get_users(user_ids, visible_to))
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         """Return a conversation with its participants, or ``None`` when it does not exist."""
         return await self._read(
             "get conversation",
-            lambda db: db.load_conversations([conversation_id]).get(conversation_id),
+            lambda db: db.find_conversation(conversation_id),
         )
 
     async def upsert_conversation(
@@ -260,23 +303,35 @@ class SQLiteStore:
         conversation_id: str,
         attributes: ConversationAttributes | None,
         participants: dict[str, Participation] | None,
-    ) -> tuple[Conversation, bool]:
-        """Create or update a conversation in one transaction.
+        *,
+        authorize: AuthorizeConversation | None = None,
+        new_users: Sequence[User] = (),
+    ) -> ConversationUpsert:
+        """Create or update a conversation in one write transaction.
 
-        Attributes merge like ``upsert_user``. ``participants`` adds or updates
-        the listed participants and leaves the others. For an existing
-        participant, only the fields in ``model_fields_set`` change. A new
-        participant's read position starts at the latest message.
+        The steps run in this order, and any error rolls back all of them:
 
-        Returns:
-            The stored conversation, and whether it was created.
+        1. ``authorize`` (when given) is called with the stored conversation,
+           or ``None`` when it does not exist. It runs on the store's worker
+           thread with the write lock held, so it must be pure (no I/O).
+        2. The users of ``new_users`` that do not exist are created. Existing
+           users are left unchanged.
+        3. Attributes merge like ``upsert_user``.
+        4. ``participants`` adds or updates the listed participants and leaves
+           the others. For an existing participant, only the fields in
+           ``model_fields_set`` change. A new participant's read position
+           starts at the latest message, and so does that of a user who was
+           removed and is added back.
 
         Raises:
-            NotFound: a listed participant is not a stored user.
+            NotFound: a listed participant is neither a stored user nor in ``new_users``.
+            Exception: whatever ``authorize`` raises.
         """
         return await self._write(
             "upsert conversation",
-            lambda db: db.upsert_conversation(conversation_id, attributes, participants),
+            lambda db: db.upsert_conversation(
+                conversation_id, attributes, participants, authorize, new_users
+            ),
         )
 
     async def remove_participant(self, conversation_id: str, user_id: str) -> Conversation:
@@ -307,18 +362,24 @@ class SQLiteStore:
             "list user conversations", lambda db: db.list_user_conversations(user_id)
         )
 
-    async def insert_message(self, message: NewMessage) -> tuple[Message, bool]:
-        """Insert a message and return it with whether it was created.
+    async def insert_message(
+        self, message: NewMessage, *, authorize: AuthorizeConversation | None = None
+    ) -> InsertedMessage:
+        """Insert a message in one write transaction.
 
-        When ``idempotency_key`` is set and a message with the same key exists
-        in that conversation from that sender, the existing message is
-        returned with ``False``. A new message sets the conversation's
-        ``last_message_at`` and moves the sender's read position to it.
+        ``authorize`` (when given) is called first with the stored
+        conversation, or ``None`` when it does not exist, as in
+        ``upsert_conversation``. When ``idempotency_key`` is set and a message
+        with the same key exists in that conversation from that sender, the
+        existing message is returned with ``created`` false. A new message
+        sets the conversation's ``last_message_at`` and moves the sender's
+        read position to it.
 
         Raises:
             NotFound: the conversation does not exist.
+            Exception: whatever ``authorize`` raises.
         """
-        return await self._write("insert message", lambda db: db.insert_message(message))
+        return await self._write("insert message", lambda db: db.insert_message(message, authorize))
 
     async def list_messages(
         self, conversation_id: str, *, limit: int, before_message_id: str | None
@@ -345,13 +406,12 @@ class SQLiteStore:
         moved it, as decided inside the write transaction.
 
         Raises:
-            NotFound: the user is not a participant, or ``message_id`` is not a
-                message of the conversation.
+            NotFound: the user is not a participant when the transaction runs,
+                or ``message_id`` is not a message of the conversation.
         """
-        last_read_id, unread_count, moved = await self._write(
+        return await self._write(
             "mark read", lambda db: db.mark_read(conversation_id, user_id, message_id)
         )
-        return ReadPosition(last_read_id, unread_count, moved)
 
     async def get_unreads(self, user_id: str) -> list[UnreadConversation]:
         """Return the user's conversations with unread messages, most recent first.
@@ -478,37 +538,39 @@ class _Database:
     def upsert_user(self, user: User) -> User:
         existing = self.get_users([user.id]).get(user.id)
         merged = _merge_user(existing, user)
-        self.execute(
-            """
-            INSERT INTO users (app_id, id, name, email, phone, photo_url, role, locale,
-                welcome_message, custom, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (app_id, id) DO UPDATE SET
-                name = excluded.name, email = excluded.email, phone = excluded.phone,
-                photo_url = excluded.photo_url, role = excluded.role,
-                locale = excluded.locale, welcome_message = excluded.welcome_message,
-                custom = excluded.custom
-            """,
-            self.app_id,
-            merged.id,
-            merged.name,
-            _to_json_or_none(merged.email),
-            _to_json_or_none(merged.phone),
-            merged.photo_url,
-            merged.role,
-            merged.locale,
-            merged.welcome_message,
-            _to_json_or_none(merged.custom),
-            merged.created_at,
-        )
+        self._write_user(_UPSERT_USER, merged)
         return merged
 
-    def get_users(self, user_ids: Iterable[str]) -> dict[str, User]:
-        rows = self.query(
-            "SELECT * FROM users WHERE app_id = ? AND id IN (SELECT value FROM json_each(?))",
+    def _insert_missing_users(self, users: Iterable[User]) -> None:
+        for user in users:
+            self._write_user(_INSERT_USER_IF_MISSING, _merge_user(None, user))
+
+    def _write_user(self, sql: str, user: User) -> None:
+        self.execute(
+            sql,
             self.app_id,
-            json.dumps(list(user_ids)),
+            user.id,
+            user.name,
+            _to_json_or_none(user.email),
+            _to_json_or_none(user.phone),
+            user.photo_url,
+            user.role,
+            user.locale,
+            user.welcome_message,
+            _to_json_or_none(user.custom),
+            user.created_at,
         )
+
+    def get_users(self, user_ids: Iterable[str], visible_to: str | None = None) -> dict[str, User]:
+        sql = (
+            "SELECT u.* FROM users AS u"
+            " WHERE u.app_id = ? AND u.id IN (SELECT value FROM json_each(?))"
+        )
+        parameters: list[object] = [self.app_id, json.dumps(list(user_ids))]
+        if visible_to is not None:
+            sql += f" AND (u.id = ? OR {_SHARES_CONVERSATION_WITH})"
+            parameters += [visible_to, visible_to]
+        rows = self.query(sql, *parameters)
         return {row["id"]: _user_from_row(row) for row in rows}
 
     # Conversations and participants
@@ -539,10 +601,13 @@ class _Database:
             for row in conversation_rows
         }
 
+    def find_conversation(self, conversation_id: str) -> Conversation | None:
+        return self.load_conversations([conversation_id]).get(conversation_id)
+
     def require_conversation(self, conversation_id: str) -> Conversation:
-        conversation = self.load_conversations([conversation_id]).get(conversation_id)
+        conversation = self.find_conversation(conversation_id)
         if conversation is None:
-            raise NotFound(f"conversation '{conversation_id}' not found")
+            raise NotFound(f"conversation '{conversation_id}' not found: create it first")
         return conversation
 
     def upsert_conversation(
@@ -550,8 +615,16 @@ class _Database:
         conversation_id: str,
         attributes: ConversationAttributes | None,
         participants: Mapping[str, Participation] | None,
-    ) -> tuple[Conversation, bool]:
-        existing = self.load_conversations([conversation_id]).get(conversation_id)
+        authorize: AuthorizeConversation | None,
+        new_users: Sequence[User],
+    ) -> ConversationUpsert:
+        existing = self.find_conversation(conversation_id)
+        # The check and the writes below run in one BEGIN IMMEDIATE
+        # transaction, so no other writer can change the conversation between
+        # them. Of two concurrent creates of one id, the second sees the first.
+        if authorize is not None:
+            authorize(existing)
+        self._insert_missing_users(new_users)
         merged = _merge_conversation(existing, conversation_id, attributes)
         self.execute(
             """
@@ -573,7 +646,8 @@ class _Database:
         )
         if participants:
             self._upsert_participants(conversation_id, participants)
-        return self.require_conversation(conversation_id), existing is None
+        stored = self.require_conversation(conversation_id)
+        return ConversationUpsert(stored, created=existing is None, changed=stored != existing)
 
     def _upsert_participants(
         self, conversation_id: str, participants: Mapping[str, Participation]
@@ -582,8 +656,8 @@ class _Database:
         missing = [user_id for user_id in participants if user_id not in users]
         if missing:
             raise NotFound(
-                f"user '{missing[0]}' not found: upsert the user before adding them "
-                f"to conversation '{conversation_id}'"
+                f"user '{missing[0]}' not found: upsert the user first or pass it as a User "
+                f"with a name in new_users, to add it to conversation '{conversation_id}'"
             )
         for user_id, participation in participants.items():
             self._upsert_participant(conversation_id, user_id, participation)
@@ -679,12 +753,23 @@ class _Database:
         )
         return int(row[0]) if row else 0
 
-    def insert_message(self, message: NewMessage) -> tuple[Message, bool]:
+    def insert_message(
+        self, message: NewMessage, authorize: AuthorizeConversation | None
+    ) -> InsertedMessage:
+        conversation = self.find_conversation(message.conversation_id)
+        # Checked in the write transaction, so the check sees the participants
+        # as they are at commit time and no other writer can change them before.
+        if authorize is not None:
+            authorize(conversation)
+        if conversation is None:
+            raise NotFound(f"conversation '{message.conversation_id}' not found: create it first")
+        sender = None
+        if message.sender_id is not None:
+            sender = self.get_users([message.sender_id]).get(message.sender_id)
         if message.idempotency_key is not None:
             existing = self._find_by_idempotency_key(message)
             if existing is not None:
-                return existing, False
-        self.require_conversation(message.conversation_id)
+                return InsertedMessage(existing, False, conversation, sender)
         message_id = new_message_id()
         created_at = now_ms()
         cursor = self.execute(
@@ -705,6 +790,8 @@ class _Database:
             message.idempotency_key,
         )
         seq = cursor.lastrowid
+        if seq is None:
+            raise StorageError(f"SQLite returned no seq for the new message '{message_id}'")
         self.execute(
             "UPDATE conversations SET last_message_at = ? WHERE app_id = ? AND id = ?",
             created_at,
@@ -730,8 +817,10 @@ class _Database:
             created_at=created_at,
             custom=dict(message.custom),
             origin=message.origin,
+            seq=seq,
         )
-        return stored, True
+        updated = conversation.model_copy(update={"last_message_at": created_at})
+        return InsertedMessage(stored, True, updated, sender)
 
     def _find_by_idempotency_key(self, message: NewMessage) -> Message | None:
         # The WHERE terms match the expression of messages_by_idempotency_key.
@@ -779,9 +868,7 @@ class _Database:
 
     # Read positions
 
-    def mark_read(
-        self, conversation_id: str, user_id: str, message_id: str | None
-    ) -> tuple[str | None, int, bool]:
+    def mark_read(self, conversation_id: str, user_id: str, message_id: str | None) -> ReadPosition:
         row = self.query_one(
             "SELECT last_read_seq FROM participants"
             " WHERE app_id = ? AND conversation_id = ? AND user_id = ?",
@@ -809,21 +896,24 @@ class _Database:
                 user_id,
             )
         position = max(previous_seq, target_seq)
-        return (
-            self._last_message_id_at(conversation_id, position),
-            self._count_unread(conversation_id, user_id, position),
-            moved,
+        last_read_id, last_read_seq = self._last_message_at(conversation_id, position)
+        return ReadPosition(
+            last_read_message_id=last_read_id,
+            last_read_seq=last_read_seq,
+            unread_message_count=self._count_unread(conversation_id, user_id, position),
+            moved=moved,
         )
 
-    def _last_message_id_at(self, conversation_id: str, seq: int) -> str | None:
+    def _last_message_at(self, conversation_id: str, seq: int) -> tuple[str | None, int]:
+        """Return the id and seq of the last message at or before ``seq``, or ``(None, 0)``."""
         row = self.query_one(
-            "SELECT id FROM messages WHERE app_id = ? AND conversation_id = ? AND seq <= ?"
+            "SELECT id, seq FROM messages WHERE app_id = ? AND conversation_id = ? AND seq <= ?"
             " ORDER BY seq DESC LIMIT 1",
             self.app_id,
             conversation_id,
             seq,
         )
-        return str(row["id"]) if row else None
+        return (str(row["id"]), int(row["seq"])) if row else (None, 0)
 
     def _count_unread(self, conversation_id: str, user_id: str, after_seq: int) -> int:
         row = self.query_one(
@@ -976,4 +1066,5 @@ def _message_from_row(row: sqlite3.Row) -> Message:
         read_by=sorted(json.loads(row["read_by"])),
         custom=json.loads(row["custom"]),
         origin=MessageOrigin(row["origin"]),
+        seq=row["seq"],
     )

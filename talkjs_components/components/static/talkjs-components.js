@@ -57,18 +57,33 @@ function newKey() {
 }
 
 // The message list. It follows new messages while the reader is at the
-// bottom (within 40 px) and leaves the scroll position alone otherwise.
+// bottom (within 40 px) and leaves the scroll position alone once the reader
+// scrolls up. Only a scroll towards the top stops following: a layout change
+// (the composer appearing, a resize) moves the bottom without moving
+// scrollTop, and must not count as the reader leaving.
 export function MessageLog({ label, className, children }) {
   const ref = useRef(null);
   const atBottom = useRef(true);
-  const onScroll = () => {
-    const node = ref.current;
-    if (node) atBottom.current = node.scrollHeight - node.scrollTop - node.clientHeight < 40;
-  };
-  useLayoutEffect(() => {
+  const lastTop = useRef(0);
+  const follow = () => {
     const node = ref.current;
     if (node && atBottom.current) node.scrollTop = node.scrollHeight;
-  });
+  };
+  const onScroll = () => {
+    const node = ref.current;
+    if (!node) return;
+    if (node.scrollHeight - node.scrollTop - node.clientHeight < 40) atBottom.current = true;
+    else if (node.scrollTop < lastTop.current) atBottom.current = false;
+    lastTop.current = node.scrollTop;
+  };
+  useLayoutEffect(follow);
+  useEffect(() => {
+    const node = ref.current;
+    if (!node || typeof ResizeObserver === "undefined") return undefined;
+    const observer = new ResizeObserver(follow);
+    observer.observe(node);
+    return () => observer.disconnect();
+  }, []);
   return h(
     "div",
     { ref, role: "log", "aria-label": label, "aria-live": "polite", className, onScroll },
@@ -95,15 +110,37 @@ export function Composer({
   disabledPlaceholder,
   enterSendsMessage = true,
   conversationId,
+  ack,
+  maxLength,
 }) {
   const [text, setText] = useState("");
   const input = useRef(null);
-  useEffect(() => setText(""), [conversationId]);
+  const pending = useRef({});
+  const previousConversation = useRef(conversationId);
+
+  // A different conversation starts with an empty field; the first load
+  // (from none to one) keeps what was typed while it loaded.
+  useEffect(() => {
+    const previous = previousConversation.current;
+    previousConversation.current = conversationId;
+    if (previous && previous !== conversationId) setText("");
+  }, [conversationId]);
+
+  // The server acknowledges every send. A failed one comes back into an
+  // empty field, so the text is not lost.
+  useEffect(() => {
+    if (!ack || !(ack.key in pending.current)) return;
+    const draft = pending.current[ack.key];
+    delete pending.current[ack.key];
+    if (!ack.ok) setText((current) => (current ? current : draft));
+  }, [ack]);
 
   const send = () => {
     const trimmed = text.trim();
     if (disabled || !trimmed) return;
-    onSend({ text: trimmed, key: newKey() });
+    const key = newKey();
+    pending.current[key] = text;
+    onSend({ text: trimmed, key });
     setText("");
     if (input.current) input.current.focus();
   };
@@ -124,6 +161,7 @@ export function Composer({
       disabled,
       rows: 1,
       dir: "auto",
+      maxLength,
       onInput: (event) => setText(event.target.value),
       onKeyDown,
     }),

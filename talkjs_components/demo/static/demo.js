@@ -14,12 +14,14 @@ function readToken() {
   }
 }
 
-// Reports the stored token once on mount, then mirrors the `token` prop into
-// storage: a string stores it, null removes it, undefined leaves it alone.
-export function TokenStore({ token, onRestore }) {
+// Reports the stored token whenever `layoutId` changes, which is on mount and
+// after ReactPy reconnects with a fresh server-side tree; then mirrors the
+// `token` prop into storage: a string stores it, null removes it, undefined
+// leaves it alone.
+export function TokenStore({ token, layoutId, onRestore }) {
   useEffect(() => {
     onRestore({ token: readToken() });
-  }, []);
+  }, [layoutId]);
   useEffect(() => {
     if (token === undefined) return;
     try {
