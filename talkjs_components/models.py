@@ -37,6 +37,7 @@ __all__ = [
     "MessagesRead",
     "Participation",
     "UnreadConversation",
+    "UnreadsSnapshot",
     "User",
     "now_ms",
 ]
@@ -207,6 +208,21 @@ class UnreadConversation(WireModel):
     conversation: Conversation
     last_message: Message
     unread_message_count: int
+
+
+class UnreadsSnapshot(WireModel):
+    """A user's unread conversations with the positions they were computed at.
+
+    Events of messages with ``seq`` up to ``as_of_seq``, and read events at or
+    before a conversation's entry in ``read_positions``, are already counted;
+    a session that subscribed before taking the snapshot skips them.
+    """
+
+    unreads: list[UnreadConversation]
+    read_positions: dict[str, int]
+    """The user's read position (a message ``seq``) in each of their conversations."""
+    as_of_seq: int
+    """The largest message ``seq`` of the app when the snapshot was taken."""
 
 
 class MessageSent(WireModel):

@@ -58,6 +58,7 @@ from .models import (
     MessageType,
     Participation,
     UnreadConversation,
+    UnreadsSnapshot,
     User,
 )
 from .store import Store
@@ -549,6 +550,17 @@ class ChatService:
                     unread_message_count=position.unread_message_count,
                 )
             )
+
+    @_converting_validation_errors
+    async def get_unreads_snapshot(self, user_id: str) -> UnreadsSnapshot:
+        """Return the user's unreads with the positions they were computed at.
+
+        A session subscribes first and takes this snapshot second; the
+        positions let it skip the events the snapshot already counts.
+        """
+        self._require_running()
+        user_id = _check_id("user id", user_id)
+        return await self._store.get_unreads_snapshot(user_id)
 
     @_converting_validation_errors
     async def get_unreads(self, user_id: str) -> list[UnreadConversation]:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+
 import pytest
 
 from talkjs_components.auth import create_signature, create_user_token
 from talkjs_components.embedded import EmbeddedBackend
 from talkjs_components.errors import AuthError, SessionDestroyed
-from talkjs_components.models import UnreadConversation, User
+from talkjs_components.models import UnreadConversation, UnreadsSnapshot, User
 from talkjs_components.service import TRUSTED
 from talkjs_components.session import SessionMessage, SessionStatus, TalkSession, one_on_one_id
+from talkjs_components.session.transport import InProcessTransport
 
 from .waiting import wait_until
 
@@ -225,3 +229,66 @@ async def test_backend_restarts_after_close(backend: EmbeddedBackend) -> None:
     page = await session.list_messages("group")
     session.destroy()
     assert [message.text for message in page.messages] == ["before restart"]
+
+
+class SendDuringSnapshot(InProcessTransport):
+    """The real in-process transport, with bob sending and alice reading between
+    the subscription and the unreads snapshot: the interleaving that concurrent
+    senders hit by chance."""
+
+    async def get_unreads_snapshot(self) -> UnreadsSnapshot:
+        service, _ = self._bound
+        await service.send_message(TRUSTED, "group", "first while connecting", sender_id="bob")
+        await service.mark_read("alice", "group")
+        await service.send_message(TRUSTED, "group", "second while connecting", sender_id="bob")
+        return await super().get_unreads_snapshot()
+
+
+async def test_unreads_counted_once_while_connecting(backend: EmbeddedBackend) -> None:
+    token = create_user_token(backend.app, "alice")
+    session = TalkSession(backend.app.app_id, "alice", token=token, transport=SendDuringSnapshot())
+    await session.wait_ready()
+    await backend.service.send_message(TRUSTED, "group", "after connecting", sender_id="bob")
+    stored = {
+        unread.conversation.id: unread.unread_message_count
+        for unread in await backend.service.get_unreads("alice")
+    }
+    assert stored == {"group": 2}
+    await wait_until(
+        lambda: [u.unread_message_count for u in session.unreads.current or []] == [2],
+        what="the session's count to match the store's",
+    )
+    # The queued events of the first message and the read are skipped, not applied late.
+    await asyncio.sleep(0.05)
+    assert [u.unread_message_count for u in session.unreads.current or []] == [2]
+    session.destroy()
+
+
+def _total_unread(session: TalkSession) -> int:
+    return sum(unread.unread_message_count for unread in session.unreads.current or [])
+
+
+def _unread_equals(session: TalkSession, expected: int) -> bool:
+    return _total_unread(session) == expected
+
+
+async def test_unreads_match_store_under_concurrent_sends(backend: EmbeddedBackend) -> None:
+    for attempt in range(20):
+        await backend.service.mark_read("alice", "group")
+        session = _session(backend)
+
+        async def send_burst(attempt: int = attempt) -> None:
+            for number in range(5):
+                await backend.service.send_message(
+                    TRUSTED, "group", f"m{attempt}-{number}", sender_id="bob"
+                )
+
+        await asyncio.gather(session.wait_ready(), send_burst())
+        stored = sum(u.unread_message_count for u in await backend.service.get_unreads("alice"))
+        await wait_until(
+            functools.partial(_unread_equals, session, stored),
+            what=f"attempt {attempt}: the session's count to match the store's {stored}",
+        )
+        await asyncio.sleep(0.01)
+        assert _total_unread(session) == stored
+        session.destroy()

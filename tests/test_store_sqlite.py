@@ -816,3 +816,18 @@ async def test_get_unreads_most_recent_first(store: SQLiteStore) -> None:
     assert unreads[0].last_message.id == latest.id
     assert unreads[1].last_message.text == "c2 second"
     assert set(unreads[0].conversation.participants) == {"alice", "bob"}
+
+
+async def test_unreads_snapshot_positions(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+    await create_chat(store, "c2", "alice", "carol")
+    first = await send(store, "c1", "bob", "one")
+    second = await send(store, "c1", "bob", "two")
+    own = await send(store, "c2", "alice", "mine")
+
+    snapshot = await store.get_unreads_snapshot("alice")
+
+    assert [unread.unread_message_count for unread in snapshot.unreads] == [2]
+    assert snapshot.as_of_seq == own.seq
+    assert snapshot.read_positions["c2"] == own.seq
+    assert snapshot.read_positions["c1"] < first.seq < second.seq

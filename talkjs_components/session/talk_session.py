@@ -270,7 +270,7 @@ class TalkSession:
             name=f"talkjs-session-{self.id}-tokens",
         )
         self._token_task.add_done_callback(self._token_task_done)
-        unreads = await self._transport.get_unreads()
+        unreads = await self._transport.get_unreads_snapshot()
         self._set_status(SessionStatus.READY)
         self._ready.set()
         logger.debug("session %s of user %r ready", self.id, self._me.id)

@@ -22,7 +22,7 @@ from ..models import (
     Message,
     MessagesPage,
     Participation,
-    UnreadConversation,
+    UnreadsSnapshot,
     User,
 )
 from ..service import ChatService, Subscription
@@ -104,8 +104,8 @@ class Transport(Protocol):
     async def mark_read(self, conversation_id: str, message_id: str | None) -> None:
         """Mark the conversation read up to ``message_id`` (default: the newest)."""
 
-    async def get_unreads(self) -> list[UnreadConversation]:
-        """Return the user's conversations with unread messages."""
+    async def get_unreads_snapshot(self) -> UnreadsSnapshot:
+        """Return the user's unreads with the positions they were computed at."""
 
 
 class InProcessTransport:
@@ -213,6 +213,6 @@ class InProcessTransport:
         service, user_id = self._bound
         await service.mark_read(user_id, conversation_id, message_id)
 
-    async def get_unreads(self) -> list[UnreadConversation]:
+    async def get_unreads_snapshot(self) -> UnreadsSnapshot:
         service, user_id = self._bound
-        return await service.get_unreads(user_id)
+        return await service.get_unreads_snapshot(user_id)

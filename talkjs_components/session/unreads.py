@@ -11,6 +11,7 @@ from ..models import (
     MessageSent,
     MessagesRead,
     UnreadConversation,
+    UnreadsSnapshot,
 )
 from ..service import Subscription
 
@@ -32,6 +33,8 @@ class Unreads:
     def __init__(self, session: TalkSession) -> None:
         self._session = session
         self._by_conversation: dict[str, UnreadConversation] | None = None
+        self._read_positions: dict[str, int] = {}
+        self._as_of_seq = 0
         self._handlers: list[UnreadsHandler] = []
 
     @property
@@ -46,7 +49,7 @@ class Unreads:
             return None
         return sorted(
             self._by_conversation.values(),
-            key=lambda unread: (unread.last_message.created_at, unread.last_message.id),
+            key=lambda unread: unread.last_message.seq,
             reverse=True,
         )
 
@@ -71,36 +74,51 @@ class Unreads:
     def _clear(self) -> None:
         self._handlers.clear()
 
-    def _load(self, unreads: list[UnreadConversation]) -> None:
-        self._by_conversation = {unread.conversation.id: unread for unread in unreads}
+    def _load(self, snapshot: UnreadsSnapshot) -> None:
+        self._by_conversation = {unread.conversation.id: unread for unread in snapshot.unreads}
+        self._read_positions = dict(snapshot.read_positions)
+        self._as_of_seq = snapshot.as_of_seq
         self._notify()
 
     def _apply(self, event: ChatEvent, me_id: str) -> None:
         if self._by_conversation is None:
             return
-        if self._update(self._by_conversation, event, me_id):
+        if self._update(event, me_id):
             self._notify()
 
-    @staticmethod
-    def _update(table: dict[str, UnreadConversation], event: ChatEvent, me_id: str) -> bool:
-        """Apply ``event`` to ``table``; return whether anything changed."""
+    def _update(self, event: ChatEvent, me_id: str) -> bool:
+        """Apply ``event``; return whether the list changed.
+
+        The session subscribes before it loads the snapshot, so events from
+        before the snapshot can arrive after it. Those are skipped by
+        comparing with the snapshot's positions, which keeps every message
+        counted exactly once.
+        """
+        table = self._by_conversation
+        assert table is not None
+        conversation_id = event.conversation.id
         if isinstance(event, MessageSent):
-            conversation_id = event.conversation.id
-            if event.message.sender_id == me_id:
-                # Sending implies having read the conversation.
+            message = event.message
+            if message.seq <= self._as_of_seq:
+                return False
+            if message.sender_id == me_id:
+                # Sending moves the sender's read position to their message.
+                self._read_positions[conversation_id] = message.seq
                 return table.pop(conversation_id, None) is not None
             previous = table.get(conversation_id)
             count = previous.unread_message_count + 1 if previous else 1
             table[conversation_id] = UnreadConversation(
                 conversation=event.conversation,
-                last_message=event.message,
+                last_message=message,
                 unread_message_count=count,
             )
             return True
         if isinstance(event, MessagesRead):
             if event.user_id != me_id:
                 return False
-            conversation_id = event.conversation.id
+            if event.last_read_seq <= self._read_positions.get(conversation_id, 0):
+                return False
+            self._read_positions[conversation_id] = event.last_read_seq
             previous = table.get(conversation_id)
             if event.unread_message_count == 0:
                 return table.pop(conversation_id, None) is not None
@@ -111,8 +129,8 @@ class Unreads:
             )
             return True
         if isinstance(event, ConversationUpdated):
-            conversation_id = event.conversation.id
             if me_id in event.removed_user_ids:
+                self._read_positions.pop(conversation_id, None)
                 return table.pop(conversation_id, None) is not None
             previous = table.get(conversation_id)
             if previous is None:

@@ -23,6 +23,7 @@ from ..models import (
     MessageType,
     Participation,
     UnreadConversation,
+    UnreadsSnapshot,
     User,
 )
 
@@ -174,6 +175,12 @@ class Store(Protocol):
         The position never moves backwards, and ``moved`` in the result shows
         whether this call moved it. The user must be a participant when the
         write transaction runs.
+        """
+
+    async def get_unreads_snapshot(self, user_id: str) -> UnreadsSnapshot:
+        """Return the user's unreads, read positions and the app's latest ``seq``, consistently.
+
+        All three come from one read transaction.
         """
 
     async def get_unreads(self, user_id: str) -> list[UnreadConversation]:

@@ -44,6 +44,7 @@ from ..models import (
     MessageType,
     Participation,
     UnreadConversation,
+    UnreadsSnapshot,
     User,
     now_ms,
 )
@@ -412,6 +413,13 @@ class SQLiteStore:
         return await self._write(
             "mark read", lambda db: db.mark_read(conversation_id, user_id, message_id)
         )
+
+    async def get_unreads_snapshot(self, user_id: str) -> UnreadsSnapshot:
+        """Return the user's unreads with their read positions and the app's latest ``seq``.
+
+        Everything comes from one read transaction, so it describes one moment.
+        """
+        return await self._read("get unreads", lambda db: db.get_unreads_snapshot(user_id))
 
     async def get_unreads(self, user_id: str) -> list[UnreadConversation]:
         """Return the user's conversations with unread messages, most recent first.
@@ -925,6 +933,22 @@ class _Database:
             user_id,
         )
         return int(row[0]) if row else 0
+
+    def get_unreads_snapshot(self, user_id: str) -> UnreadsSnapshot:
+        positions = self.query(
+            "SELECT conversation_id, last_read_seq FROM participants"
+            " WHERE app_id = ? AND user_id = ?",
+            self.app_id,
+            user_id,
+        )
+        latest = self.query_one(
+            "SELECT coalesce(max(seq), 0) AS seq FROM messages WHERE app_id = ?", self.app_id
+        )
+        return UnreadsSnapshot(
+            unreads=self.get_unreads(user_id),
+            read_positions={row["conversation_id"]: int(row["last_read_seq"]) for row in positions},
+            as_of_seq=int(latest["seq"]) if latest is not None else 0,
+        )
 
     def get_unreads(self, user_id: str) -> list[UnreadConversation]:
         counts = self.query(
