@@ -62,6 +62,7 @@ from .models import (
     User,
 )
 from .store import Store
+from .subscription import Subscription
 
 __all__ = ["MAX_NEW_USERS_PER_SYNC", "TRUSTED", "Actor", "ChatService", "Limits", "Subscription"]
 
@@ -95,24 +96,6 @@ class Limits:
 
     max_page_size: int = 100
     """Maximum messages returned by one ``list_messages`` call."""
-
-
-class Subscription:
-    """Handle returned by ``subscribe``; ``unsubscribe()`` stops delivery and is idempotent."""
-
-    def __init__(self, cancel: Callable[[], None]) -> None:
-        self._cancel: Callable[[], None] | None = cancel
-
-    @property
-    def active(self) -> bool:
-        """Whether events are still delivered."""
-        return self._cancel is not None
-
-    def unsubscribe(self) -> None:
-        """Stop delivery."""
-        cancel, self._cancel = self._cancel, None
-        if cancel is not None:
-            cancel()
 
 
 @dataclass(slots=True)

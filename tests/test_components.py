@@ -117,28 +117,32 @@ async def test_new_handler_identity_keeps_session(backend: EmbeddedBackend) -> N
     """A new handler lambda on every render neither recreates the session nor loses events."""
     received: list[str] = []
     controls: dict[str, Callable[[int], None]] = {}
-    sessions: list[TalkSession] = []
+    ref: Ref[TalkSession | None] = Ref(None)
 
     @component
     def Rerendering() -> Any:
         count, set_count = use_state(0)
         controls["set"] = set_count
-        ref: Ref[TalkSession | None] = Ref(None)
         return _alice(
             backend,
             html.p(f"render={count}"),
             ShowUser(),
             on_message=lambda message: received.append(f"{count}:{message.body}"),
-            session_ref=ref if not sessions else None,
+            session_ref=ref,
         )
 
     async with LayoutRunner(Rerendering()) as runner:
         await runner.until(lambda r: "user=alice" in r.text)
+        first_session = ref.current
+        assert first_session is not None
         controls["set"](1)
         await runner.until(lambda r: "render=1" in r.text)
         await backend.service.send_message(TRUSTED, "group", "after rerender", sender_id="bob")
         await wait_until(lambda: bool(received), what="on_message")
+        await asyncio.sleep(0.05)
         assert received == ["1:after rerender"]
+        assert ref.current is first_session
+        assert first_session.is_alive
 
 
 @pytest.mark.parametrize(

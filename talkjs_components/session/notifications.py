@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ChatError
 from ..models import Conversation, MessageSent, MessageType, User
-from ..service import Subscription
+from ..subscription import Subscription
 
 if TYPE_CHECKING:
     from .talk_session import TalkSession

@@ -21,7 +21,7 @@ from ..models import (
     Participation,
     User,
 )
-from ..service import Subscription
+from ..subscription import Subscription
 from .backoff import Backoff
 from .boxes import BoxKind, UIBox
 from .conversation import ConversationBuilder
@@ -65,8 +65,10 @@ class TalkSession:
     """A user's live connection to the chat backend.
 
     Create it, call :meth:`start` (or ``await`` :meth:`wait_ready`) on the
-    event loop, and :meth:`destroy` it when done. Once destroyed, every method
-    raises :class:`~talkjs_components.errors.SessionDestroyed`.
+    event loop, and :meth:`destroy` it when done. Once destroyed, every
+    operation and subscription raises
+    :class:`~talkjs_components.errors.SessionDestroyed`, and
+    :meth:`has_valid_credentials` returns ``False``.
 
     Args:
         app_id: The app's id.
@@ -517,7 +519,11 @@ class TalkSession:
         return ConversationBuilder(self, conversation_id)
 
     async def get_users(self, user_ids: list[str]) -> dict[str, User]:
-        """Return the known users among ``user_ids``, from the session's cache when possible."""
+        """Return the known users among ``user_ids``, from the session's cache when possible.
+
+        Users who share no conversation with the session's user are left out.
+        """
+        self._ensure_alive("get_users")
         missing = [user_id for user_id in user_ids if user_id not in self._users]
         if missing:
             transport = await self._ready_transport("get_users")

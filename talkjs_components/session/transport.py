@@ -25,7 +25,8 @@ from ..models import (
     UnreadsSnapshot,
     User,
 )
-from ..service import ChatService, Subscription
+from ..service import ChatService
+from ..subscription import Subscription
 
 __all__ = ["Credentials", "InProcessTransport", "Transport"]
 

@@ -13,7 +13,7 @@ from ..models import (
     UnreadConversation,
     UnreadsSnapshot,
 )
-from ..service import Subscription
+from ..subscription import Subscription
 
 if TYPE_CHECKING:
     from .talk_session import TalkSession
