@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .auth import App
 from .broker.memory import MemoryBroker
+from .errors import ChatError
 from .service import ChatService
 from .store.sqlite import SQLiteStore
 
@@ -29,6 +30,7 @@ __all__ = [
     "configure",
     "configured",
     "get_backend",
+    "running_backend",
 ]
 
 logger = logging.getLogger("talkjs_components.server")
@@ -143,6 +145,21 @@ async def get_backend(app_id: str) -> EmbeddedBackend:
     """Return the started backend of ``app_id``, creating a default one when none was configured."""
     backend = configured(app_id)
     await backend.start()
+    return backend
+
+
+def running_backend(app_id: str) -> EmbeddedBackend:
+    """Return the backend of ``app_id`` if it is running, without starting one.
+
+    Raises:
+        ChatError: No backend of that app is running (code ``backend_not_running``).
+    """
+    backend = _backends.get(app_id)
+    if backend is None or not backend.started:
+        raise ChatError(
+            f"the embedded chat backend of app {app_id!r} is not running",
+            code="backend_not_running",
+        )
     return backend
 
 

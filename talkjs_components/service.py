@@ -64,7 +64,15 @@ from .models import (
 from .store import Store
 from .subscription import Subscription
 
-__all__ = ["MAX_NEW_USERS_PER_SYNC", "TRUSTED", "Actor", "ChatService", "Limits", "Subscription"]
+__all__ = [
+    "MAX_NEW_USERS_PER_SYNC",
+    "MAX_RESUME_MESSAGES",
+    "TRUSTED",
+    "Actor",
+    "ChatService",
+    "Limits",
+    "Subscription",
+]
 
 logger = logging.getLogger("talkjs_components.service")
 
@@ -74,6 +82,9 @@ _M = TypeVar("_M", bound=BaseModel)
 
 MAX_NEW_USERS_PER_SYNC = 20
 """Maximum number of users that one ``sync_conversation`` call may create."""
+
+MAX_RESUME_MESSAGES = 1000
+"""Missed messages a reconnecting session gets back in one call."""
 
 _EVENT_ADAPTER: TypeAdapter[ChatEvent] = TypeAdapter(ChatEvent)
 _ID_ADAPTER: TypeAdapter[str] = TypeAdapter(Id)
@@ -168,6 +179,7 @@ class ChatService:
         self._state = _State.NEW
         self._broker_subscription: BrokerSubscription | None = None
         self._listeners: dict[str, dict[int, Callable[[ChatEvent], None]]] = {}
+        self._close_callbacks: dict[int, Callable[[], None]] = {}
         self._listener_ids = itertools.count()
 
     @property
@@ -218,6 +230,12 @@ class ChatService:
         was_running = self._state is _State.RUNNING
         self._state = _State.CLOSED
         self._listeners.clear()
+        callbacks, self._close_callbacks = self._close_callbacks, {}
+        for callback in callbacks.values():
+            try:
+                callback()
+            except Exception:
+                logger.exception("close callback of app %r failed", self._app_id)
         if not was_running:
             return
         await self._close_broker_and_store()
@@ -535,6 +553,32 @@ class ChatService:
             )
 
     @_converting_validation_errors
+    async def messages_after(
+        self, user_id: str, after_seq: int, *, limit: int = MAX_RESUME_MESSAGES
+    ) -> tuple[list[MessageSent], bool]:
+        """Return the ``MessageSent`` events a user missed after message ``after_seq``.
+
+        At most ``limit`` events come back, oldest first, with whether that
+        is all of them. A session resumes with this after a reconnect.
+        """
+        self._require_running()
+        user_id = _check_id("user id", user_id)
+        if after_seq < 0:
+            raise InvalidInput(f"after_seq {after_seq} is negative: use a message seq, or 0")
+        messages, conversations, senders = await self._store.list_messages_after(
+            user_id, after_seq, limit=limit + 1
+        )
+        events = [
+            MessageSent(
+                conversation=conversations[message.conversation_id],
+                message=message,
+                sender=senders.get(message.sender_id) if message.sender_id else None,
+            )
+            for message in messages[:limit]
+        ]
+        return events, len(messages) <= limit
+
+    @_converting_validation_errors
     async def get_unreads_snapshot(self, user_id: str) -> UnreadsSnapshot:
         """Return the user's unreads with the positions they were computed at.
 
@@ -560,14 +604,21 @@ class ChatService:
             return len(self._listeners.get(user_id, {}))
         return sum(len(listeners) for listeners in self._listeners.values())
 
-    def subscribe(self, user_id: str, listener: Callable[[ChatEvent], None]) -> Subscription:
+    def subscribe(
+        self,
+        user_id: str,
+        listener: Callable[[ChatEvent], None],
+        *,
+        on_close: Callable[[], None] | None = None,
+    ) -> Subscription:
         """Call ``listener`` with every event of the user's conversations.
 
         The listener runs on the event loop, receives one user's events in
         publish order, and also receives the ``ConversationUpdated`` that
         removes the user from a conversation. A listener that raises is
         logged and does not affect the other listeners. Listeners may be
-        added before ``start()``.
+        added before ``start()``. ``on_close`` is called once if the service
+        closes while the subscription is active.
 
         Raises:
             InvalidInput: ``user_id`` is not a valid id.
@@ -578,9 +629,12 @@ class ChatService:
         user_id = _check_id("user id", user_id)
         listener_id = next(self._listener_ids)
         self._listeners.setdefault(user_id, {})[listener_id] = listener
+        if on_close is not None:
+            self._close_callbacks[listener_id] = on_close
         return Subscription(functools.partial(self._remove_listener, user_id, listener_id))
 
     def _remove_listener(self, user_id: str, listener_id: int) -> None:
+        self._close_callbacks.pop(listener_id, None)
         listeners = self._listeners.get(user_id)
         if listeners is None:
             return

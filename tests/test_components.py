@@ -192,3 +192,17 @@ async def test_chatbox_not_participant_shows_error(backend: EmbeddedBackend) -> 
     async with LayoutRunner(_alice(backend, Chatbox(conversation_id="private"))) as runner:
         await runner.until(lambda r: "Could not load the conversation" in r.text)
         assert "private" in runner.text
+
+
+async def test_chatbox_shows_reconnecting_and_resumes(backend: EmbeddedBackend) -> None:
+    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+        await runner.until(lambda r: "No messages yet" in r.text)
+        await backend.close()
+        await runner.until(lambda r: "Reconnecting" in r.text)
+        await backend.start()
+        await backend.service.send_message(TRUSTED, "group", "sent while away", sender_id="bob")
+        await runner.until(
+            lambda r: "sent while away" in r.text and "Reconnecting" not in r.text, timeout=10
+        )
+        rows = find_all(runner.model, lambda node: "data-message-id" in node.get("attributes", {}))
+        assert len(rows) == 1

@@ -1121,3 +1121,49 @@ async def test_fan_out_reads_store_once(
         event = inbox.events[0]
         assert isinstance(event, MessageSent)
         assert event.sender == sender
+
+
+# Resuming after a reconnect
+
+
+async def test_messages_after_returns_missed(chat: ChatService) -> None:
+    first = await chat.send_message("alice", "c1", "one")
+    await chat.sync_conversation(TRUSTED, "c2", participants={"carol": Participation()})
+    await chat.send_message(TRUSTED, "c2", "not for bob", sender_id="carol")
+    second = await chat.send_message("bob", "c1", "two")
+
+    events, complete = await chat.messages_after("bob", first.seq)
+
+    assert complete
+    assert [event.message.id for event in events] == [second.id]
+    assert events[0].sender is not None
+    assert events[0].sender.id == "bob"
+    assert events[0].conversation.id == "c1"
+
+
+async def test_messages_after_reports_truncation(chat: ChatService) -> None:
+    for number in range(5):
+        await chat.send_message("alice", "c1", f"m{number}")
+
+    events, complete = await chat.messages_after("bob", 0, limit=3)
+
+    assert not complete
+    assert [event.message.text for event in events] == ["m0", "m1", "m2"]
+
+
+async def test_messages_after_rejects_negative(chat: ChatService) -> None:
+    with pytest.raises(InvalidInput, match="after_seq -1"):
+        await chat.messages_after("bob", -1)
+
+
+async def test_close_calls_on_close(database_path: Path) -> None:
+    service = ChatService(SQLiteStore(database_path, APP_ID), MemoryBroker(), app_id=APP_ID)
+    await service.start()
+    closed: list[str] = []
+    service.subscribe("alice", lambda event: None, on_close=lambda: closed.append("alice"))
+    removed = service.subscribe("bob", lambda event: None, on_close=lambda: closed.append("bob"))
+    removed.unsubscribe()
+
+    await service.close()
+
+    assert closed == ["alice"]

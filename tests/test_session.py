@@ -12,7 +12,13 @@ from talkjs_components.embedded import EmbeddedBackend
 from talkjs_components.errors import AuthError, SessionDestroyed
 from talkjs_components.models import UnreadConversation, UnreadsSnapshot, User
 from talkjs_components.service import TRUSTED
-from talkjs_components.session import SessionMessage, SessionStatus, TalkSession, one_on_one_id
+from talkjs_components.session import (
+    Backoff,
+    SessionMessage,
+    SessionStatus,
+    TalkSession,
+    one_on_one_id,
+)
 from talkjs_components.session.transport import InProcessTransport
 
 from .waiting import wait_until
@@ -292,3 +298,79 @@ async def test_unreads_match_store_under_concurrent_sends(backend: EmbeddedBacke
         await asyncio.sleep(0.01)
         assert _total_unread(session) == stored
         session.destroy()
+
+
+async def test_session_reconnects_and_resumes(backend: EmbeddedBackend) -> None:
+    """A backend restart drops the session; it reconnects and delivers what it missed once."""
+    statuses: list[SessionStatus] = []
+    received: list[str] = []
+    errors: list[str] = []
+    session = TalkSession(
+        backend.app.app_id,
+        "alice",
+        token=create_user_token(backend.app, "alice"),
+        # Slow enough that the message below is sent before the session is back.
+        retry_backoff=Backoff(initial=0.3, maximum=0.3, jitter=0),
+    )
+    session.on_status_change(statuses.append)
+    session.on_message(lambda message: received.append(message.body))
+    session.on_error(lambda error: errors.append(error.code))
+    await session.wait_ready()
+    await backend.service.send_message(TRUSTED, "group", "before", sender_id="bob")
+    await wait_until(lambda: received == ["before"], what="the live message")
+
+    await backend.close()
+    await wait_until(lambda: session.status is SessionStatus.RECONNECTING, what="reconnecting")
+    await backend.start()
+    await backend.service.send_message(TRUSTED, "group", "while away", sender_id="bob")
+    await wait_until(lambda: session.status is SessionStatus.READY, timeout=5, what="reconnect")
+    await backend.service.send_message(TRUSTED, "group", "after", sender_id="carol")
+    await wait_until(lambda: received[-1:] == ["after"], what="the next live message")
+    await asyncio.sleep(0.05)
+    session.destroy()
+
+    assert received == ["before", "while away", "after"]
+    assert statuses == [
+        SessionStatus.READY,
+        SessionStatus.RECONNECTING,
+        SessionStatus.READY,
+        SessionStatus.DESTROYED,
+    ]
+    assert errors == ["connection_lost"]
+
+
+async def test_reconnect_keeps_unread_counts(backend: EmbeddedBackend) -> None:
+    session = TalkSession(
+        backend.app.app_id,
+        "alice",
+        token=create_user_token(backend.app, "alice"),
+        retry_backoff=Backoff(initial=0.3, maximum=0.3, jitter=0),
+    )
+    await session.wait_ready()
+    await backend.service.send_message(TRUSTED, "group", "one", sender_id="bob")
+    await wait_until(lambda: _total_unread(session) == 1, what="the first unread")
+    await backend.close()
+    await backend.start()
+    await backend.service.send_message(TRUSTED, "group", "two", sender_id="bob")
+    await wait_until(lambda: session.status is SessionStatus.READY, timeout=5)
+    await backend.service.send_message(TRUSTED, "group", "three", sender_id="bob")
+    await wait_until(lambda: _total_unread(session) == 3, what="three unread")
+    await asyncio.sleep(0.05)
+    assert _total_unread(session) == 3
+    session.destroy()
+
+
+async def test_reconnect_waits_for_backend(backend: EmbeddedBackend) -> None:
+    """A reconnecting session never restarts a backend the app closed."""
+    session = TalkSession(
+        backend.app.app_id,
+        "alice",
+        token=create_user_token(backend.app, "alice"),
+        retry_backoff=Backoff(initial=0.02, maximum=0.05, jitter=0),
+    )
+    await session.wait_ready()
+    await backend.close()
+    await asyncio.sleep(0.3)
+    assert not backend.started
+    assert session.status is SessionStatus.RECONNECTING
+    session.destroy()

@@ -22,7 +22,7 @@ from ..models import (
     MessageType,
     User,
 )
-from ..session import BoxKind, ConversationBuilder, TalkSession, UIBox
+from ..session import BoxKind, ConversationBuilder, SessionStatus, TalkSession, UIBox
 from ._adapter import Composer, MessageLog, Timestamp
 from .context import use_session, use_session_state
 from .strings import text
@@ -127,6 +127,7 @@ def _ActiveChatbox(
     no_override: tuple[str | None] | None = None
     override, set_override = use_state(no_override)
     box: Ref[UIBox | None] = use_ref(None)
+    reconnecting = use_session_state().status is SessionStatus.RECONNECTING
 
     builder: ConversationBuilder | None = None
     if sync_conversation is not None:
@@ -253,6 +254,9 @@ def _ActiveChatbox(
         attributes,
         _header(conversation, users, session.me.id, failed=error is not None),
         html.p({"className": "tjs-error", "role": "alert"}, error) if error else "",
+        html.p({"className": "tjs-notice", "role": "status"}, text("reconnecting"))
+        if reconnecting
+        else "",
         _message_log(messages, users, session.me.id, loaded=conversation is not None),
         Composer(
             {

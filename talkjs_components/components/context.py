@@ -36,12 +36,15 @@ def use_session() -> TalkSession | None:
     """Return the live, connected session of the nearest ``Session``, else ``None``.
 
     ``None`` while connecting, after a failure, after unmount, and outside a
-    ``Session``. Code that keeps the session across awaits should check
+    ``Session``. While the session reconnects it is still returned, so the UI
+    keeps its state; ``use_session_state().status`` tells that it reconnects.
+    Code that keeps the session across awaits should check
     ``session.is_alive`` before using it again.
     """
     state = use_session_state()
     session = state.session
-    if session is None or state.status is not SessionStatus.READY or not session.is_alive:
+    usable = state.status in (SessionStatus.READY, SessionStatus.RECONNECTING)
+    if session is None or not usable or not session.is_alive:
         return None
     return session
 

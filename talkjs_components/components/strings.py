@@ -15,6 +15,7 @@ STRINGS: dict[str, str] = {
     "read_only_placeholder": "You can read this conversation but not write in it.",
     "loading": "Loading chat…",
     "unavailable": "Conversation unavailable",
+    "reconnecting": "Connection lost. Reconnecting…",
     "no_messages": "No messages yet. Say hello!",
     "no_conversation": "No conversation selected.",
     "connect_failed": "Could not connect to chat: {reason}",

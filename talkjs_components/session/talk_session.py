@@ -57,6 +57,8 @@ class SessionStatus(StrEnum):
 
     CONNECTING = "connecting"
     READY = "ready"
+    RECONNECTING = "reconnecting"
+    """The connection dropped; the session connects again with backoff."""
     FAILED = "failed"
     DESTROYED = "destroyed"
 
@@ -115,7 +117,9 @@ class TalkSession:
         self._status = SessionStatus.CONNECTING
         self._error: ChatError | None = None
         self._ready = asyncio.Event()
-        self._events: asyncio.Queue[ChatEvent] = asyncio.Queue()
+        # Events in delivery order; a ChatError in the queue marks a lost connection.
+        self._events: asyncio.Queue[ChatEvent | ChatError] = asyncio.Queue()
+        self._last_seq = 0
         self._task: asyncio.Task[None] | None = None
         self._handler_tasks: set[asyncio.Task[Any]] = set()
         self._message_handlers: list[MessageHandler] = []
@@ -144,8 +148,12 @@ class TalkSession:
 
     @property
     def is_alive(self) -> bool:
-        """Whether the session can still be used (connecting or ready)."""
-        return self._status in (SessionStatus.CONNECTING, SessionStatus.READY)
+        """Whether the session can still be used (connecting, ready or reconnecting)."""
+        return self._status in (
+            SessionStatus.CONNECTING,
+            SessionStatus.READY,
+            SessionStatus.RECONNECTING,
+        )
 
     @property
     def status(self) -> SessionStatus:
@@ -231,8 +239,11 @@ class TalkSession:
         try:
             await self._connect()
             while True:
-                event = await self._events.get()
-                await self._dispatch(event)
+                item = await self._events.get()
+                if isinstance(item, ChatError):
+                    await self._reconnect(item)
+                else:
+                    await self._dispatch(item)
         except asyncio.CancelledError:
             raise
         except ChatError as exc:
@@ -244,6 +255,64 @@ class TalkSession:
             await self._transport.close()
 
     async def _connect(self) -> None:
+        await self._open(sync_me=self._sync_me)
+        self._token_task = asyncio.get_running_loop().create_task(
+            self._tokens.keep_fresh(self._reauthenticate, self._report_error),
+            name=f"talkjs-session-{self.id}-tokens",
+        )
+        self._token_task.add_done_callback(self._token_task_done)
+        snapshot = await self._transport.get_unreads_snapshot()
+        # on_message reports the messages stored after this snapshot, each once.
+        self._last_seq = snapshot.as_of_seq
+        self._set_status(SessionStatus.READY)
+        self._ready.set()
+        logger.debug("session %s of user %r ready", self.id, self._me.id)
+        self.unreads._load(snapshot)
+
+    async def _reconnect(self, reason: ChatError) -> None:
+        """Connect again with backoff, then deliver what was missed, each message once.
+
+        Only messages are replayed. The unread list is reloaded whole, which
+        covers reads and membership changes made while disconnected.
+
+        Raises:
+            AuthError: The backend no longer accepts the credentials.
+        """
+        self._ready.clear()
+        self._set_status(SessionStatus.RECONNECTING)
+        self._report_error(reason)
+        attempt = 0
+        while True:
+            await asyncio.sleep(self._backoff.delay(attempt))
+            attempt += 1
+            try:
+                await self._open(sync_me=False)
+                break
+            except AuthError:
+                raise
+            except ChatError as error:
+                logger.info(
+                    "session %s: reconnect attempt %d failed: %s", self.id, attempt, error.message
+                )
+        snapshot = await self._transport.get_unreads_snapshot()
+        missed, complete = await self._transport.messages_after(self._last_seq)
+        self.unreads._load(snapshot)
+        for event in missed:
+            await self._dispatch(event)
+        if not complete:
+            self._report_error(
+                ChatError(
+                    f"more than {len(missed)} messages arrived while disconnected and only "
+                    "the oldest were delivered; reload conversations to see the rest",
+                    code="resume_incomplete",
+                )
+            )
+        logger.info("session %s of user %r reconnected", self.id, self._me.id)
+        self._set_status(SessionStatus.READY)
+        self._ready.set()
+
+    async def _open(self, *, sync_me: bool) -> None:
+        """Connect the transport, fetching a new token when a rejected one can be replaced."""
         tokens = self._tokens
         for attempt in range(CONNECT_ATTEMPTS):
             try:
@@ -255,7 +324,8 @@ class TalkSession:
                     self._me,
                     credentials,
                     self._events.put_nowait,
-                    sync_me=self._sync_me,
+                    sync_me=sync_me,
+                    on_disconnect=self._events.put_nowait,
                 )
                 break
             except AuthError as error:
@@ -267,16 +337,6 @@ class TalkSession:
                 await asyncio.sleep(self._backoff.delay(attempt))
                 tokens.update(token=None)
         self._users[self._me.id] = self._me
-        self._token_task = asyncio.get_running_loop().create_task(
-            tokens.keep_fresh(self._reauthenticate, self._report_error),
-            name=f"talkjs-session-{self.id}-tokens",
-        )
-        self._token_task.add_done_callback(self._token_task_done)
-        unreads = await self._transport.get_unreads_snapshot()
-        self._set_status(SessionStatus.READY)
-        self._ready.set()
-        logger.debug("session %s of user %r ready", self.id, self._me.id)
-        self.unreads._load(unreads)
 
     async def _reauthenticate(self, token: str) -> None:
         await self._transport.reauthenticate(Credentials(token=token, signature=self._signature))
@@ -341,6 +401,11 @@ class TalkSession:
         return Subscription(lambda: _discard(self._event_handlers, handler))
 
     async def _dispatch(self, event: ChatEvent) -> None:
+        if isinstance(event, MessageSent):
+            # A message delivered before (live, or replayed after a reconnect) is skipped.
+            if event.message.seq <= self._last_seq:
+                return
+            self._last_seq = event.message.seq
         self.unreads._apply(event, self._me.id)
         for event_handler in list(self._event_handlers):
             self._run_handler(event_handler, event, "on_event", lambda: True)

@@ -14,12 +14,13 @@ from typing import Protocol
 
 from .. import embedded
 from ..auth import authenticate
-from ..errors import AuthError, NotFound, PermissionDenied
+from ..errors import AuthError, ChatError, NotFound, PermissionDenied
 from ..models import (
     ChatEvent,
     Conversation,
     ConversationAttributes,
     Message,
+    MessageSent,
     MessagesPage,
     Participation,
     UnreadsSnapshot,
@@ -54,10 +55,13 @@ class Transport(Protocol):
         on_event: Callable[[ChatEvent], None],
         *,
         sync_me: bool,
+        on_disconnect: Callable[[ChatError], None] | None = None,
     ) -> User:
         """Authenticate and start delivering events; return the stored user.
 
         With ``sync_me``, ``me``'s set fields are written to the backend first.
+        ``on_disconnect`` is called once when the connection is lost; the
+        session then connects again with this method.
         """
 
     async def close(self) -> None:
@@ -108,6 +112,9 @@ class Transport(Protocol):
     async def get_unreads_snapshot(self) -> UnreadsSnapshot:
         """Return the user's unreads with the positions they were computed at."""
 
+    async def messages_after(self, after_seq: int) -> tuple[list[MessageSent], bool]:
+        """Return the missed messages after ``after_seq`` and whether that is all of them."""
+
 
 class InProcessTransport:
     """Transport to the embedded ChatService of this process."""
@@ -116,6 +123,7 @@ class InProcessTransport:
         self._service: ChatService | None = None
         self._user_id: str | None = None
         self._subscription: Subscription | None = None
+        self._connected_once = False
 
     @property
     def _bound(self) -> tuple[ChatService, str]:
@@ -131,8 +139,14 @@ class InProcessTransport:
         on_event: Callable[[ChatEvent], None],
         *,
         sync_me: bool,
+        on_disconnect: Callable[[ChatError], None] | None = None,
     ) -> User:
-        backend = await embedded.get_backend(app_id)
+        # Only the first connect may start the embedded backend. A reconnect
+        # waits for the app to start it again, so a shutdown stays a shutdown.
+        if self._connected_once:
+            backend = embedded.running_backend(app_id)
+        else:
+            backend = await embedded.get_backend(app_id)
         authenticate(backend.app, me.id, token=credentials.token, signature=credentials.signature)
         service = backend.service
         if sync_me:
@@ -147,7 +161,19 @@ class InProcessTransport:
                     code="user_not_found",
                 ) from exc
         self._service, self._user_id = service, me.id
-        self._subscription = service.subscribe(me.id, on_event)
+        self._connected_once = True
+
+        def closed() -> None:
+            self._subscription = None
+            if on_disconnect is not None:
+                on_disconnect(
+                    ChatError(
+                        f"the embedded chat backend of app {app_id!r} closed",
+                        code="connection_lost",
+                    )
+                )
+
+        self._subscription = service.subscribe(me.id, on_event, on_close=closed)
         return stored
 
     async def reauthenticate(self, credentials: Credentials) -> None:
@@ -217,3 +243,7 @@ class InProcessTransport:
     async def get_unreads_snapshot(self) -> UnreadsSnapshot:
         service, user_id = self._bound
         return await service.get_unreads_snapshot(user_id)
+
+    async def messages_after(self, after_seq: int) -> tuple[list[MessageSent], bool]:
+        service, user_id = self._bound
+        return await service.messages_after(user_id, after_seq)

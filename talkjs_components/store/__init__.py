@@ -177,6 +177,15 @@ class Store(Protocol):
         write transaction runs.
         """
 
+    async def list_messages_after(
+        self, user_id: str, after_seq: int, *, limit: int
+    ) -> tuple[list[Message], dict[str, Conversation], dict[str, User]]:
+        """Return up to ``limit`` messages after ``after_seq`` in the user's conversations.
+
+        Messages come oldest first, with the conversations and senders they
+        belong to, keyed by id. Used to resume a session after a reconnect.
+        """
+
     async def get_unreads_snapshot(self, user_id: str) -> UnreadsSnapshot:
         """Return the user's unreads, read positions and the app's latest ``seq``, consistently.
 

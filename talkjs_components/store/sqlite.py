@@ -414,6 +414,19 @@ class SQLiteStore:
             "mark read", lambda db: db.mark_read(conversation_id, user_id, message_id)
         )
 
+    async def list_messages_after(
+        self, user_id: str, after_seq: int, *, limit: int
+    ) -> tuple[list[Message], dict[str, Conversation], dict[str, User]]:
+        """Return up to ``limit`` messages after ``after_seq`` in the user's conversations.
+
+        Runs three queries in one read transaction, whatever the number of
+        messages.
+        """
+        return await self._read(
+            "list messages after",
+            lambda db: db.list_messages_after(user_id, after_seq, limit),
+        )
+
     async def get_unreads_snapshot(self, user_id: str) -> UnreadsSnapshot:
         """Return the user's unreads with their read positions and the app's latest ``seq``.
 
@@ -933,6 +946,26 @@ class _Database:
             user_id,
         )
         return int(row[0]) if row else 0
+
+    def list_messages_after(
+        self, user_id: str, after_seq: int, limit: int
+    ) -> tuple[list[Message], dict[str, Conversation], dict[str, User]]:
+        rows = self.query(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages AS m"
+            " JOIN participants AS me ON me.app_id = m.app_id"
+            " AND me.conversation_id = m.conversation_id AND me.user_id = ?"
+            " WHERE m.app_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?",
+            user_id,
+            self.app_id,
+            after_seq,
+            limit,
+        )
+        messages = [_message_from_row(row) for row in rows]
+        conversations = self.load_conversations(
+            list(dict.fromkeys(message.conversation_id for message in messages))
+        )
+        sender_ids = {message.sender_id for message in messages if message.sender_id}
+        return messages, conversations, self.get_users(sorted(sender_ids))
 
     def get_unreads_snapshot(self, user_id: str) -> UnreadsSnapshot:
         positions = self.query(

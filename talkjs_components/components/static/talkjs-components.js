@@ -40,6 +40,7 @@ const STYLES = `
   outline: 2px solid var(--tjs-accent); outline-offset: 2px; }
 .tjs-empty, .tjs-loading { color: var(--tjs-muted); padding: 16px; }
 .tjs-error { color: #9b1c1c; padding: 8px 14px; }
+.tjs-notice { color: var(--tjs-muted); padding: 8px 14px; background: #fff8e1; margin: 0; }
 `;
 
 function injectStyles() {
