@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -67,6 +68,8 @@ class LayoutRunner:
             root = _Wrapper(root)
         self.layout = Layout(root)
         self.model: Any = {}
+        self.update_sizes: list[int] = []
+        """Size in bytes of each update as JSON, the form ReactPy sends to the browser."""
 
     async def __aenter__(self) -> LayoutRunner:
         await self.layout.__aenter__()
@@ -84,7 +87,22 @@ class LayoutRunner:
     async def render(self, timeout: float = 5.0) -> None:
         """Wait for the next update and apply it to ``model``."""
         update = await asyncio.wait_for(self.layout.render(), timeout)
+        self.update_sizes.append(len(json.dumps(update, separators=(",", ":")).encode()))
         self.model = _set_pointer(self.model, update["path"], update["model"])
+
+    async def trigger(self, handler_name: str, *arguments: Any) -> None:
+        """Call the first event handler named ``handler_name`` as the browser would.
+
+        Raises:
+            LookupError: No rendered element has such a handler.
+        """
+        elements = find_all(self.model, lambda node: handler_name in node.get("eventHandlers", {}))
+        if not elements:
+            raise LookupError(f"no rendered element has an event handler {handler_name!r}")
+        target = elements[0]["eventHandlers"][handler_name]["target"]
+        await self.layout.deliver(
+            {"type": "layout-event", "target": target, "data": list(arguments)}
+        )
 
     @property
     def text(self) -> str:

@@ -179,7 +179,11 @@ async def test_chatbox_marks_conversation_read(backend: EmbeddedBackend) -> None
     await backend.service.send_message(TRUSTED, "group", "unread one", sender_id="bob")
     assert (await backend.service.get_unreads("alice"))[0].unread_message_count == 1
     async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
-        await runner.until(lambda r: "unread one" in r.text)
+        # Loaded: the message shows and the header names the other participants.
+        await runner.until(lambda r: "unread one" in r.text and "Bob, Carol" in r.text)
+        # Opening alone does not mark read: the browser reports the messages seen.
+        assert (await backend.service.get_unreads("alice"))[0].unread_message_count == 1
+        await runner.trigger("onSeen", {"lastId": None})
         for _ in range(200):
             if not await backend.service.get_unreads("alice"):
                 break
@@ -206,3 +210,27 @@ async def test_chatbox_shows_reconnecting_and_resumes(backend: EmbeddedBackend) 
         )
         rows = find_all(runner.model, lambda node: "data-message-id" in node.get("attributes", {}))
         assert len(rows) == 1
+
+
+async def test_new_message_update_small_with_long_history(backend: EmbeddedBackend) -> None:
+    """With 1,000 messages shown, one new message sends a small update, not the list."""
+    for number in range(1000):
+        sender = "bob" if number % 3 else "carol"
+        await backend.service.send_message(TRUSTED, "group", f"history {number}", sender_id=sender)
+    rows = lambda runner: find_all(  # noqa: E731
+        runner.model, lambda node: "data-message-id" in node.get("attributes", {})
+    )
+    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+        await runner.until(lambda r: "history 999" in r.text and "Bob, Carol" in r.text)
+        while len(rows(runner)) < 1000:
+            shown = len(rows(runner))
+            await runner.trigger("onNearTop", {})
+            await runner.until(lambda r, shown=shown: len(rows(r)) > shown, timeout=10)
+        assert "history 0" in runner.text
+
+        runner.update_sizes.clear()
+        await backend.service.send_message(TRUSTED, "group", "the new one", sender_id="bob")
+        await runner.until(lambda r: "the new one" in r.text)
+        assert len(rows(runner)) == 1001
+        assert runner.update_sizes, "the new message arrived as an update"
+        assert max(runner.update_sizes) <= 8 * 1024

@@ -13,6 +13,7 @@ from reactpy import config, reactjs
 
 __all__ = [
     "Composer",
+    "DaySeparator",
     "MessageLog",
     "Notifier",
     "Timestamp",
@@ -24,9 +25,11 @@ _MODULE = Path(__file__).parent / "static" / "talkjs-components.js"
 
 # A fixed module name gives the file a stable URL: /reactpy/modules/talkjs-components.js.
 _constructors: list[Any] = reactjs.component_from_file(
-    _MODULE, ["Composer", "MessageLog", "Notifier", "Timestamp"], name="talkjs-components"
+    _MODULE,
+    ["Composer", "DaySeparator", "MessageLog", "Notifier", "Timestamp"],
+    name="talkjs-components",
 )
-Composer, MessageLog, Notifier, Timestamp = _constructors
+Composer, DaySeparator, MessageLog, Notifier, Timestamp = _constructors
 
 
 def load_js_components(path: Path, names: list[str], module_name: str) -> list[Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from reactpy import Ref, component, html, use_async_effect, use_effect, use_ref, use_state
@@ -17,14 +17,15 @@ from ..models import (
     ChatEvent,
     Conversation,
     ConversationUpdated,
-    Message,
     MessageSent,
-    MessageType,
+    MessagesRead,
     User,
 )
 from ..session import BoxKind, ConversationBuilder, SessionStatus, TalkSession, UIBox
-from ._adapter import Composer, MessageLog, Timestamp
+from ._adapter import Composer
 from .context import use_session, use_session_state
+from .message_cache import MessageCache
+from .message_list import ListContext, MessageList, slot_count
 from .strings import text
 
 __all__ = ["Chatbox"]
@@ -97,14 +98,6 @@ def Chatbox(
     )
 
 
-def _merge(messages: tuple[Message, ...], new: Iterable[Message]) -> tuple[Message, ...]:
-    """Return ``messages`` with ``new`` added or replaced by id, in store order (``seq``)."""
-    by_id = {message.id: message for message in messages}
-    for message in new:
-        by_id[message.id] = message
-    return tuple(sorted(by_id.values(), key=lambda message: message.seq))
-
-
 @component
 def _ActiveChatbox(
     session: TalkSession,
@@ -112,21 +105,22 @@ def _ActiveChatbox(
     sync_conversation: SyncConversation | None,
     attributes: dict[str, Any],
 ) -> VdomDict:
+    # Only rarely changing state lives here: this component re-renders the
+    # whole chatbox, the message list included. Messages live in the cache,
+    # whose blocks re-render by themselves.
     no_conversation: Conversation | None = None
-    no_messages: tuple[Message, ...] = ()
-    no_users: dict[str, User] = {}
     no_error: str | None = None
     conversation, set_conversation = use_state(no_conversation)
-    messages, set_messages = use_state(no_messages)
-    users, set_users = use_state(no_users)
     error, set_error = use_state(no_error)
-    # The outcome of the latest send, so the composer can restore a failed draft.
-    no_ack: dict[str, Any] | None = None
-    ack, set_ack = use_state(no_ack)
+    cache: MessageCache = use_ref(MessageCache()).current
     # A conversation chosen through UIBox.select(); it wins until the props change.
     no_override: tuple[str | None] | None = None
     override, set_override = use_state(no_override)
     box: Ref[UIBox | None] = use_ref(None)
+    loading_older: Ref[bool] = use_ref(False)
+    # The chatbox re-renders itself only when the cache outgrows the rendered blocks.
+    rendered_slots: Ref[int] = use_ref(0)
+    _, set_layout_version = use_state(0)
     reconnecting = use_session_state().status is SessionStatus.RECONNECTING
 
     builder: ConversationBuilder | None = None
@@ -161,41 +155,41 @@ def _ActiveChatbox(
     def follow_props() -> None:
         set_override(None)
 
+    @use_effect(dependencies=[cache])
+    def follow_growth() -> Callable[[], None]:
+        def changed() -> None:
+            if slot_count(cache) > rendered_slots.current:
+                set_layout_version(lambda version: version + 1)
+
+        return cache.on_layout(changed)
+
     # Open the selected conversation and follow it until unmount or a new
-    # selection. The subscription starts before the first page loads and
-    # messages merge by id in seq order, so nothing sent in between is lost,
+    # selection. The subscription starts before the first page loads and the
+    # cache orders messages by seq, so nothing sent in between is lost,
     # doubled or reordered. Handlers of a superseded selection stop touching
     # state: ``following`` turns false when the effect ends.
     @use_async_effect(dependencies=[session, selection])
     async def open_and_follow() -> None:
         set_error(None)
-        set_messages(())
         set_conversation(None)
+        cache.reset((), has_older=False)
         if box.current is not None:
             box.current.current_conversation_id = target_id
         if target_id is None:
             return
         following = [True]
 
-        async def remember_users(user_ids: Iterable[str]) -> None:
-            known = await session.get_users(sorted(set(user_ids)))
-            if following[0]:
-                set_users(lambda old: {**old, **known})
-
-        async def on_event(event: ChatEvent) -> None:
+        def on_event(event: ChatEvent) -> None:
             if not following[0] or event.conversation.id != target_id:
                 return
             if isinstance(event, ConversationUpdated):
                 set_conversation(event.conversation)
-                return
-            if not isinstance(event, MessageSent):
-                return
-            message, sender = event.message, event.sender
-            if sender is not None:
-                set_users(lambda old: {**old, sender.id: sender})
-            set_messages(lambda old: _merge(old, [message]))
-            if message.sender_id != session.me.id and session.is_alive:
-                await session.mark_read(target_id, message.id)
+            elif isinstance(event, MessageSent):
+                if event.sender is not None:
+                    cache.add_users({event.sender.id: event.sender})
+                cache.upsert(event.message)
+            elif isinstance(event, MessagesRead):
+                cache.mark_read(event.user_id, event.last_read_seq)
 
         subscription = session.on_event(on_event)
         try:
@@ -203,14 +197,13 @@ def _ActiveChatbox(
                 opened = (
                     await builder.sync() if builder else await session.get_conversation(target_id)
                 )
-                set_conversation(opened)
                 page = await session.list_messages(opened.id, limit=PAGE_SIZE)
-                set_messages(lambda old: _merge(old, page.messages))
                 senders = {m.sender_id for m in page.messages if m.sender_id is not None}
-                await remember_users([*senders, *opened.participants])
-                # NOTE: this marks the whole conversation read, including unread
-                # messages older than the loaded page, which cannot be scrolled to yet.
-                await session.mark_read(opened.id)
+                known = await session.get_users(sorted({*senders, *opened.participants}))
+                if following[0]:
+                    cache.add_users(known)
+                    cache.prepend(page.messages, has_older=page.has_more)
+                    set_conversation(opened)
             except ChatError as exc:
                 logger.info(
                     "chatbox of user %r could not open conversation %r: %s",
@@ -224,11 +217,74 @@ def _ActiveChatbox(
             following[0] = False
             subscription.unsubscribe()
 
+    async def load_older(_event: Any) -> None:
+        first = cache.first
+        if conversation is None or first is None or loading_older.current:
+            return
+        loading_older.current = True
+        try:
+            page = await session.list_messages(conversation.id, limit=PAGE_SIZE, before=first.id)
+            senders = {m.sender_id for m in page.messages if m.sender_id is not None}
+            cache.add_users(await session.get_users(sorted(senders)))
+            cache.prepend(page.messages, has_older=page.has_more)
+        except ChatError as exc:
+            set_error(text("load_failed", reason=exc.message))
+        finally:
+            loading_older.current = False
+
+    async def mark_seen(_event: Any) -> None:
+        if conversation is None or not session.is_alive:
+            return
+        try:
+            await session.mark_read(conversation.id)
+        except ChatError as exc:
+            logger.info("user %r could not mark %r read: %s", session.me.id, conversation.id, exc)
+
+    if builder is None and conversation_id is None:
+        return html.div(attributes, html.p({"className": "tjs-empty"}, text("no_conversation")))
+
+    context = ListContext(
+        me_id=session.me.id,
+        participant_count=len(conversation.participants) if conversation else 0,
+    )
+    welcome = tuple(conversation.welcome_messages or ()) if conversation else ()
+    rendered_slots.current = slot_count(cache)
+    return html.div(
+        attributes,
+        _header(conversation, cache.users, session.me.id, failed=error is not None),
+        html.p({"className": "tjs-error", "role": "alert"}, error) if error else "",
+        html.p({"className": "tjs-notice", "role": "status"}, text("reconnecting"))
+        if reconnecting
+        else "",
+        MessageList(
+            cache,
+            rendered_slots.current,
+            context,
+            welcome,
+            conversation is not None,
+            load_older,
+            mark_seen,
+        ),
+        _ComposerArea(session, conversation, on_error=set_error),
+    )
+
+
+@component
+def _ComposerArea(
+    session: TalkSession,
+    conversation: Conversation | None,
+    on_error: Callable[[str | None], None],
+) -> VdomDict:
+    """Render the composer; the outcome of each send is state here, not in the chatbox."""
+    # The outcome of the latest send, so the composer can restore a failed draft.
+    no_ack: dict[str, Any] | None = None
+    ack, set_ack = use_state(no_ack)
+
     async def send(event: dict[str, Any]) -> None:
         body = str(event.get("text") or "")
         key = str(event.get("key") or "")
         if conversation is None:
-            set_error(text("send_failed", reason=text("not_loaded")))
+            on_error(text("send_failed", reason=text("not_loaded")))
             set_ack({"key": key, "ok": False, "text": body})
             return
         try:
@@ -241,40 +297,28 @@ def _ActiveChatbox(
                 exc.message,
                 exc.code,
             )
-            set_error(text("send_failed", reason=exc.message))
+            on_error(text("send_failed", reason=exc.message))
             set_ack({"key": key, "ok": False, "text": body})
             return
-        set_error(None)
         set_ack({"key": key, "ok": True})
 
-    if builder is None and conversation_id is None:
-        return html.div(attributes, html.p({"className": "tjs-empty"}, text("no_conversation")))
-
-    return html.div(
-        attributes,
-        _header(conversation, users, session.me.id, failed=error is not None),
-        html.p({"className": "tjs-error", "role": "alert"}, error) if error else "",
-        html.p({"className": "tjs-notice", "role": "status"}, text("reconnecting"))
-        if reconnecting
-        else "",
-        _message_log(messages, users, session.me.id, loaded=conversation is not None),
-        Composer(
-            {
-                "onSend": send,
-                "label": text("message_label"),
-                "sendLabel": text("send"),
-                "placeholder": text("placeholder"),
-                "disabledPlaceholder": text("read_only_placeholder")
-                if conversation is not None
-                else "",
-                "disabled": conversation is None
-                or conversation.access_of(session.me.id) is not AccessLevel.READ_WRITE,
-                "conversationId": conversation.id if conversation else None,
-                "ack": ack,
-                "maxLength": MAX_TEXT_LENGTH,
-            }
-        ),
+    writable = (
+        conversation is not None and conversation.access_of(session.me.id) is AccessLevel.READ_WRITE
     )
+    element: VdomDict = Composer(
+        {
+            "onSend": send,
+            "label": text("message_label"),
+            "sendLabel": text("send"),
+            "placeholder": text("placeholder"),
+            "disabledPlaceholder": text("read_only_placeholder") if conversation else "",
+            "disabled": not writable,
+            "conversationId": conversation.id if conversation else None,
+            "ack": ack,
+            "maxLength": MAX_TEXT_LENGTH,
+        }
+    )
+    return element
 
 
 def _header(
@@ -294,41 +338,4 @@ def _header(
         {"className": "tjs-chatbox__header"},
         html.span({"dir": "auto"}, title),
         html.small({"dir": "auto"}, names) if conversation.subject and names else "",
-    )
-
-
-def _message_log(
-    messages: tuple[Message, ...], users: dict[str, User], me_id: str, *, loaded: bool
-) -> Any:
-    rows = [_message_row(message, users, me_id) for message in messages]
-    if loaded and not rows:
-        rows = [html.p({"key": "empty", "className": "tjs-empty"}, text("no_messages"))]
-    # NOTE: appending a message re-renders the whole list and ReactPy sends the
-    # whole list model; keyed blocks or an incremental JS list would keep the
-    # update small for long histories.
-    return MessageLog({"label": text("messages_label"), "className": "tjs-log"}, *rows)
-
-
-def _message_row(message: Message, users: dict[str, User], me_id: str) -> VdomDict:
-    if message.type is MessageType.SYSTEM:
-        modifier = "tjs-message--system"
-        sender_name = ""
-    else:
-        own = message.sender_id == me_id
-        modifier = "tjs-message--own" if own else "tjs-message--other"
-        sender = users.get(message.sender_id or "")
-        sender_name = sender.display_name if sender else (message.sender_id or "")
-    return html.div(
-        {
-            "key": message.id,
-            "className": f"tjs-message {modifier}",
-            "data-message-id": message.id,
-            "data-sender-id": message.sender_id or "",
-        },
-        html.div(
-            {"className": "tjs-message__meta"},
-            html.span({"className": "tjs-message__sender", "dir": "auto"}, sender_name),
-            Timestamp({"ms": message.created_at}),
-        ),
-        html.div({"className": "tjs-message__text", "dir": "auto"}, message.text),
     )

@@ -23,6 +23,11 @@ STRINGS: dict[str, str] = {
     "send_failed": "Could not send the message: {reason}",
     "not_loaded": "the conversation has not loaded yet; try again in a moment",
     "you": "You",
+    "new_messages": "New messages ↓",
+    "edited": "(edited)",
+    "receipt_sent": "Sent",
+    "receipt_read": "Read",
+    "receipt_read_by_some": "Read by some",
     "participants_title": "{names}",
 }
 

@@ -20,13 +20,33 @@ const STYLES = `
 .tjs-chatbox__header { padding: 10px 14px; border-bottom: 1px solid var(--tjs-border);
   font-weight: 600; }
 .tjs-chatbox__header small { display: block; font-weight: 400; color: var(--tjs-muted); }
-.tjs-log { flex: 1; overflow-y: auto; padding: 10px 14px; display: flex; flex-direction: column;
-  gap: 6px; }
+.tjs-log-frame { flex: 1; position: relative; min-height: 0; display: flex; }
+/* Rows space themselves with margins: empty blocks must take no room at all. */
+.tjs-log { flex: 1; overflow-y: auto; padding: 4px 14px 10px; display: flex;
+  flex-direction: column; }
+.tjs-block { display: flex; flex-direction: column; }
+.tjs-row { margin-top: 6px; }
+.tjs-block:empty, .tjs-list-status { display: none; }
+.tjs-day { align-self: center; text-align: center; font-size: 0.75em; color: var(--tjs-muted); margin: 8px 0 2px; }
+.tjs-new-messages { position: absolute; bottom: 10px; left: 50%; transform: translateX(-50%);
+  font: inherit; font-size: 0.85em; padding: 4px 12px; border-radius: 999px; border: 0;
+  background: var(--tjs-accent); color: #fff; cursor: pointer; }
+.tjs-avatar { width: 20px; height: 20px; border-radius: 50%; object-fit: cover; }
+.tjs-avatar--initials { display: inline-flex; align-items: center; justify-content: center;
+  background: var(--tjs-border); color: var(--tjs-fg); font-size: 0.65em; font-weight: 600; }
+.tjs-row:has(.tjs-message--grouped) { margin-top: 2px; }
+.tjs-message--grouped .tjs-message__meta { display: none; }
+.tjs-message__edited, .tjs-message__receipt { font-style: italic; }
+.tjs-typing { color: var(--tjs-muted); font-size: 0.8em; padding: 0 14px; min-height: 1.2em; }
+.tjs-row { display: flex; flex-direction: column; align-items: flex-start; }
+.tjs-row--own { align-items: flex-end; }
+.tjs-row--system { align-items: center; }
+/* The span is ReactPy's wrapper of the DaySeparator component. */
+.tjs-row > span { align-self: stretch; display: flex; justify-content: center; }
 .tjs-message { max-width: 80%; padding: 6px 10px; border-radius: var(--tjs-radius);
-  background: var(--tjs-other-bg); align-self: flex-start; overflow-wrap: anywhere; }
-.tjs-message--own { background: var(--tjs-own-bg); align-self: flex-end; }
-.tjs-message--system { align-self: center; background: none; color: var(--tjs-muted);
-  font-style: italic; }
+  background: var(--tjs-other-bg); overflow-wrap: anywhere; }
+.tjs-message--own { background: var(--tjs-own-bg); }
+.tjs-message--system { background: none; color: var(--tjs-muted); font-style: italic; }
 .tjs-message__meta { font-size: 0.75em; color: var(--tjs-muted); display: flex; gap: 8px; }
 .tjs-message__sender { font-weight: 600; }
 .tjs-message__text { white-space: pre-wrap; }
@@ -59,37 +79,124 @@ function newKey() {
 
 // The message list. It follows new messages while the reader is at the
 // bottom (within 40 px) and leaves the scroll position alone once the reader
-// scrolls up. Only a scroll towards the top stops following: a layout change
-// (the composer appearing, a resize) moves the bottom without moving
-// scrollTop, and must not count as the reader leaving.
-export function MessageLog({ label, className, children }) {
+// scrolls up; then a button offers to jump to the new messages. Only a scroll
+// towards the top stops following: a layout change (the composer appearing, a
+// resize) moves the bottom without moving scrollTop, and must not count as the
+// reader leaving. Scrolling near the top asks for older messages, and their
+// arrival keeps the reader's place. Messages count as seen when the list is at
+// the bottom of a visible page in a focused window.
+export function MessageLog({ label, className, children, newMessagesLabel, onNearTop, onSeen }) {
   const ref = useRef(null);
   const atBottom = useRef(true);
   const lastTop = useRef(0);
+  const requestedFor = useRef(null);
+  const previous = useRef({ firstId: null, lastId: null, height: 0, top: 0 });
+  const [unseenBelow, setUnseenBelow] = useState(false);
+
+  // The list's status element carries the ids of the first and last message
+  // and whether older ones exist; it re-renders on the server by itself.
+  const readStatus = () => {
+    const element = ref.current && ref.current.querySelector("[data-last-id]");
+    if (!element) return { hasOlder: false, firstId: null, lastId: null };
+    return {
+      hasOlder: element.dataset.hasOlder === "true",
+      firstId: element.dataset.firstId || null,
+      lastId: element.dataset.lastId || null,
+    };
+  };
+
+  const node = ref.current;
+  if (node) {
+    // Measured during render, before the DOM changes, to keep the place on a prepend.
+    previous.current.height = node.scrollHeight;
+    previous.current.top = node.scrollTop;
+  }
+
+  const reportSeen = () => {
+    const visible = document.visibilityState === "visible" && document.hasFocus();
+    if (visible && atBottom.current && onSeen) onSeen({ lastId: readStatus().lastId });
+  };
   const follow = () => {
-    const node = ref.current;
-    if (node && atBottom.current) node.scrollTop = node.scrollHeight;
+    const current = ref.current;
+    if (current && atBottom.current) current.scrollTop = current.scrollHeight;
+  };
+  const jumpDown = () => {
+    const current = ref.current;
+    if (!current) return;
+    atBottom.current = true;
+    current.scrollTop = current.scrollHeight;
+    setUnseenBelow(false);
+    reportSeen();
   };
   const onScroll = () => {
-    const node = ref.current;
-    if (!node) return;
-    if (node.scrollHeight - node.scrollTop - node.clientHeight < 40) atBottom.current = true;
-    else if (node.scrollTop < lastTop.current) atBottom.current = false;
-    lastTop.current = node.scrollTop;
+    const current = ref.current;
+    if (!current) return;
+    if (current.scrollHeight - current.scrollTop - current.clientHeight < 40) {
+      if (!atBottom.current) {
+        atBottom.current = true;
+        setUnseenBelow(false);
+        reportSeen();
+      }
+    } else if (current.scrollTop < lastTop.current) {
+      atBottom.current = false;
+    }
+    lastTop.current = current.scrollTop;
+    const status = readStatus();
+    if (current.scrollTop < 80 && status.hasOlder && onNearTop && requestedFor.current !== status.firstId) {
+      requestedFor.current = status.firstId;
+      onNearTop({ firstId: status.firstId });
+    }
   };
-  useLayoutEffect(follow);
+
+  useLayoutEffect(() => {
+    const current = ref.current;
+    const before = previous.current;
+    const { firstId, lastId } = readStatus();
+    if (current && before.firstId && before.firstId !== firstId && before.lastId === lastId) {
+      // Older messages arrived in front: keep the same messages in view.
+      current.scrollTop = before.top + (current.scrollHeight - before.height);
+    } else if (before.lastId && before.lastId !== lastId && !atBottom.current) {
+      setUnseenBelow(true);
+    }
+    follow();
+    if (before.lastId !== lastId) window.setTimeout(reportSeen, 0);
+    previous.current = { firstId, lastId, height: 0, top: 0 };
+  });
   useEffect(() => {
-    const node = ref.current;
-    if (!node || typeof ResizeObserver === "undefined") return undefined;
-    const observer = new ResizeObserver(follow);
-    observer.observe(node);
-    return () => observer.disconnect();
+    const current = ref.current;
+    window.addEventListener("focus", reportSeen);
+    document.addEventListener("visibilitychange", reportSeen);
+    const observer = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(follow);
+    if (observer && current) observer.observe(current);
+    return () => {
+      window.removeEventListener("focus", reportSeen);
+      document.removeEventListener("visibilitychange", reportSeen);
+      if (observer) observer.disconnect();
+    };
   }, []);
+
   return h(
     "div",
-    { ref, role: "log", "aria-label": label, "aria-live": "polite", className, onScroll },
-    children,
+    { className: "tjs-log-frame" },
+    h(
+      "div",
+      { ref, role: "log", "aria-label": label, "aria-live": "polite", className, onScroll },
+      children,
+    ),
+    unseenBelow
+      ? h("button", { type: "button", className: "tjs-new-messages", onClick: jumpDown }, newMessagesLabel)
+      : null,
   );
+}
+
+// A day heading before a message whose local date differs from the previous one's.
+export function DaySeparator({ ms, previousMs }) {
+  const date = new Date(ms);
+  if (previousMs !== null && previousMs !== undefined) {
+    if (new Date(previousMs).toDateString() === date.toDateString()) return null;
+  }
+  const label = date.toLocaleDateString([], { weekday: "long", year: "numeric", month: "long", day: "numeric" });
+  return h("div", { className: "tjs-day", role: "separator", "aria-label": label }, label);
 }
 
 // A time of day in the reader's own time zone and locale.
