@@ -30,12 +30,15 @@ __all__ = [
     "ConversationAttributes",
     "ConversationUpdated",
     "Message",
+    "MessageDeleted",
+    "MessageEdited",
     "MessageOrigin",
     "MessageSent",
     "MessageType",
     "MessagesPage",
     "MessagesRead",
     "Participation",
+    "TypingChanged",
     "UnreadConversation",
     "UnreadsSnapshot",
     "User",
@@ -263,8 +266,58 @@ class MessagesRead(WireModel):
     unread_message_count: int
 
 
+class MessageEdited(WireModel):
+    """Event: a message's text or ``custom`` changed.
+
+    ``message`` is the message after the edit, with ``edited_at`` set.
+    """
+
+    type: Literal["message_edited"] = "message_edited"
+    conversation: Conversation
+    message: Message
+
+
+class MessageDeleted(WireModel):
+    """Event: a message was deleted from a conversation.
+
+    ``conversation`` is read after the deletion, so its ``last_message_at`` is
+    that of the latest remaining message. Every message above a participant's
+    read position was sent by someone else, so the deleted message was unread
+    for exactly the participants whose read position is below
+    ``message_seq``.
+    """
+
+    type: Literal["message_deleted"] = "message_deleted"
+    conversation: Conversation
+    message_id: str
+    message_seq: int
+    """``seq`` of the deleted message."""
+
+
+class TypingChanged(WireModel):
+    """Event: a participant started or stopped typing. It is not stored.
+
+    Every participant receives it, the typist included, so a receiver skips
+    the events of its own user. ``expires_at`` (milliseconds since the epoch)
+    is when a receiver turns the indicator off if no newer event arrived, so
+    the indicator of a typist who disconnected turns off by itself. For
+    ``typing=False`` it is the time of the event.
+    """
+
+    type: Literal["typing_changed"] = "typing_changed"
+    conversation: Conversation
+    user_id: str
+    typing: bool
+    expires_at: int
+
+
 ChatEvent = Annotated[
-    MessageSent | ConversationUpdated | MessagesRead,
+    MessageSent
+    | ConversationUpdated
+    | MessagesRead
+    | MessageEdited
+    | MessageDeleted
+    | TypingChanged,
     Field(discriminator="type"),
 ]
 """Any event published by the chat service."""

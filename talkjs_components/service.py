@@ -6,24 +6,28 @@ that has the app's secret key (REST calls, seeding, admin scripts).
 Authorization rules:
 
 - only participants read a conversation and its messages;
-- only ReadWrite participants send messages;
+- only ReadWrite participants send messages and set their typing indicator;
+- a user may edit and delete only messages they sent, and only while they are
+  a ReadWrite participant;
 - a user may create a conversation that includes themselves, and may change a
   conversation's attributes and participants while they are a ReadWrite
   participant;
 - a user may read the profiles of users who share a conversation with them.
 
 Checks that depend on the stored conversation run inside the store's write
-transaction (the ``authorize`` callbacks of ``Store.upsert_conversation`` and
-``Store.insert_message``), so a concurrent change cannot slip in between the
+transaction (the ``authorize`` callbacks of ``Store.upsert_conversation``,
+``Store.insert_message``, ``Store.update_message`` and
+``Store.delete_message``), so a concurrent change cannot slip in between the
 check and the write.
 
-Events travel through the broker even inside one process: every mutating
-operation publishes one JSON event on the channel ``talkjs:{app_id}:events``,
-and every service of that app decodes each payload once and calls the local
-listeners of the event's participants. A service therefore reads nothing from
-the store to deliver an event. When publishing fails after a change was
-stored, the operation still succeeds and the failure is logged, because the
-change itself is durable and clients see it when they reload.
+Events travel through the broker even inside one process: every operation
+that changes something publishes a JSON event on the channel
+``talkjs:{app_id}:events``, and so does ``set_typing``, whose events are not
+stored. Every service of that app decodes each payload once and calls the
+local listeners of the event's participants. A service therefore reads
+nothing from the store to deliver an event. When publishing fails after a
+change was stored, the operation still succeeds and the failure is logged,
+because the change itself is durable and clients see it when they reload.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ import enum
 import functools
 import itertools
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -51,15 +57,19 @@ from .models import (
     ConversationUpdated,
     Id,
     Message,
+    MessageDeleted,
+    MessageEdited,
     MessageOrigin,
     MessageSent,
     MessagesPage,
     MessagesRead,
     MessageType,
     Participation,
+    TypingChanged,
     UnreadConversation,
     UnreadsSnapshot,
     User,
+    now_ms,
 )
 from .store import Store
 from .subscription import Subscription
@@ -68,6 +78,9 @@ __all__ = [
     "MAX_NEW_USERS_PER_SYNC",
     "MAX_RESUME_MESSAGES",
     "TRUSTED",
+    "TYPING_EXPIRY_MS",
+    "TYPING_REPEAT_INTERVAL_MS",
+    "TYPING_STATE_MAX_AGE_MS",
     "Actor",
     "ChatService",
     "Limits",
@@ -86,8 +99,26 @@ MAX_NEW_USERS_PER_SYNC = 20
 MAX_RESUME_MESSAGES = 1000
 """Missed messages a reconnecting session gets back in one call."""
 
+TYPING_REPEAT_INTERVAL_MS = 3_000
+"""Milliseconds after a published ``typing=True`` in which a repeat of it publishes nothing."""
+
+TYPING_EXPIRY_MS = 8_000
+"""Milliseconds after a ``typing=True`` event at which receivers turn the indicator off."""
+
+TYPING_STATE_MAX_AGE_MS = 10_000
+"""Milliseconds after which the service drops its record of a user's last ``typing=True``.
+
+Longer than ``TYPING_EXPIRY_MS``, so that a message sent while the indicator
+is still on finds the record and publishes ``typing=False``.
+"""
+
 _EVENT_ADAPTER: TypeAdapter[ChatEvent] = TypeAdapter(ChatEvent)
 _ID_ADAPTER: TypeAdapter[str] = TypeAdapter(Id)
+
+
+def _monotonic_ms() -> int:
+    """Return a monotonic clock in milliseconds, which the typing rate limit uses."""
+    return time.monotonic_ns() // 1_000_000
 
 
 class _Trusted(enum.Enum):
@@ -181,6 +212,10 @@ class ChatService:
         self._listeners: dict[str, dict[int, Callable[[ChatEvent], None]]] = {}
         self._close_callbacks: dict[int, Callable[[], None]] = {}
         self._listener_ids = itertools.count()
+        # (conversation id, user id) -> _monotonic_ms() of the last published
+        # typing=True, oldest first. Entries older than TYPING_STATE_MAX_AGE_MS
+        # are dropped on every typing update, which bounds the dictionary.
+        self._typing_since: OrderedDict[tuple[str, str], int] = OrderedDict()
 
     @property
     def app_id(self) -> str:
@@ -230,6 +265,7 @@ class ChatService:
         was_running = self._state is _State.RUNNING
         self._state = _State.CLOSED
         self._listeners.clear()
+        self._typing_since.clear()
         callbacks, self._close_callbacks = self._close_callbacks, {}
         for callback in callbacks.values():
             try:
@@ -439,7 +475,9 @@ class ChatService:
 
         The published ``MessageSent`` carries the sender's stored user. The
         sender's access, the sender and the conversation are all read in the
-        insert transaction.
+        insert transaction. When ``set_typing`` marked the sender as typing in
+        the conversation and the indicator has not expired, a
+        ``TypingChanged`` with ``typing=False`` follows the ``MessageSent``.
 
         Raises:
             InvalidInput: an id, the text, ``custom`` or the key is invalid, or
@@ -481,7 +519,180 @@ class ChatService:
         await self._publish(
             MessageSent(conversation=inserted.conversation, message=message, sender=inserted.sender)
         )
+        if message.sender_id is not None:
+            await self._clear_typing(inserted.conversation, message.sender_id)
         return message
+
+    @_converting_validation_errors
+    async def edit_message(
+        self,
+        actor: Actor,
+        conversation_id: str,
+        message_id: str,
+        *,
+        text: str | None = None,
+        custom: Mapping[str, str | None] | None = None,
+    ) -> Message:
+        """Change a message's text or ``custom`` and publish ``MessageEdited``.
+
+        A user actor may edit only the UserMessages they sent, and only while
+        they are a ReadWrite participant. :data:`TRUSTED` may edit any
+        message, SystemMessages included. ``text=None`` keeps the text, and a
+        new text follows the rules of ``send_message``. ``custom`` merges into
+        the stored keys, and a key set to ``None`` is removed. The message's
+        ``edited_at`` becomes the current time.
+
+        An edit that changes neither the text nor ``custom`` (including a call
+        with neither argument) is still authorized, but it writes nothing,
+        keeps ``edited_at`` and publishes nothing. It returns the stored
+        message.
+
+        Raises:
+            InvalidInput: an id, the text or ``custom`` is invalid, or the
+                merged ``custom`` has more than ``MAX_CUSTOM_FIELDS`` keys.
+            NotFound: the conversation does not exist, or the message is not in it.
+            PermissionDenied: the actor is a user who did not send the message
+                or is not a ReadWrite participant when the edit is stored.
+        """
+        self._require_running()
+        actor = _check_actor(actor)
+        conversation_id = _check_id("conversation id", conversation_id)
+        message_id = _check_id("message id", message_id)
+        if text is not None:
+            text = _check_text_length(text)
+        custom_update = _check_custom_update(custom)
+
+        updated = await self._store.update_message(
+            conversation_id,
+            message_id,
+            text=text,
+            custom=custom_update,
+            edited_at=now_ms(),
+            authorize=functools.partial(_authorize_edit, actor, text),
+        )
+        if updated.changed:
+            await self._publish(
+                MessageEdited(conversation=updated.conversation, message=updated.message)
+            )
+        else:
+            logger.debug(
+                "edit of message %r in conversation %r changed nothing; nothing published",
+                message_id,
+                conversation_id,
+            )
+        return updated.message
+
+    @_converting_validation_errors
+    async def delete_message(self, actor: Actor, conversation_id: str, message_id: str) -> None:
+        """Delete a message and publish ``MessageDeleted``.
+
+        A user actor may delete only the messages they sent, and only while
+        they are a ReadWrite participant, so a user demoted to Read access can
+        no longer delete their messages. :data:`TRUSTED` may delete any
+        message. The message is removed from the store, as in TalkJS, and no
+        longer counts as unread. Its idempotency key is freed with it, so
+        sending again with that key stores a new message.
+
+        Raises:
+            InvalidInput: an id is invalid.
+            NotFound: the conversation does not exist, or the message is not in it.
+            PermissionDenied: the actor is a user who did not send the message
+                or is not a ReadWrite participant when the deletion is stored.
+        """
+        self._require_running()
+        actor = _check_actor(actor)
+        conversation_id = _check_id("conversation id", conversation_id)
+        message_id = _check_id("message id", message_id)
+
+        deleted = await self._store.delete_message(
+            conversation_id,
+            message_id,
+            authorize=functools.partial(_authorize_message_change, actor, "delete"),
+        )
+        await self._publish(
+            MessageDeleted(
+                conversation=deleted.conversation,
+                message_id=deleted.message.id,
+                message_seq=deleted.message.seq,
+            )
+        )
+
+    @_converting_validation_errors
+    async def set_typing(self, user_id: str, conversation_id: str, typing: bool) -> None:
+        """Publish whether a user is typing in a conversation, as ``TypingChanged``.
+
+        Nothing is stored. The event goes to every participant, the typist
+        included, and receivers skip their own user's events. A
+        ``typing=True`` event expires ``TYPING_EXPIRY_MS`` after it is sent,
+        so clients call this again while the user keeps typing. A repeat of
+        ``typing=True`` within ``TYPING_REPEAT_INTERVAL_MS`` of the last
+        published one publishes nothing, and ``typing=False`` always
+        publishes. Each call reads the conversation from the store once.
+
+        NOTE: the repeat interval is tracked in this service's memory, so
+        several services of one app behind a shared broker rate-limit
+        separately.
+
+        Raises:
+            InvalidInput: an id is invalid or ``typing`` is not a bool.
+            NotFound: the conversation does not exist.
+            PermissionDenied: the user is not a ReadWrite participant.
+        """
+        self._require_running()
+        user_id = _check_id("user id", user_id)
+        conversation_id = _check_id("conversation id", conversation_id)
+        if not isinstance(typing, bool):
+            raise InvalidInput(f"typing {typing!r} is not a bool: pass True or False")
+
+        conversation = await self._require_conversation(conversation_id)
+        _require_write_access(user_id, conversation, "typing")
+
+        # No await from here to the publish, so concurrent calls for one user
+        # see each other's entries and only one of them publishes.
+        now = _monotonic_ms()
+        self._forget_old_typing(now)
+        key = (conversation_id, user_id)
+        if not typing:
+            self._typing_since.pop(key, None)
+            await self._publish_typing(conversation, user_id, typing=False)
+            return
+        last_published = self._typing_since.get(key)
+        if last_published is not None and now - last_published < TYPING_REPEAT_INTERVAL_MS:
+            return
+        self._typing_since[key] = now
+        self._typing_since.move_to_end(key)
+        await self._publish_typing(conversation, user_id, typing=True)
+
+    async def _clear_typing(self, conversation: Conversation, user_id: str) -> None:
+        """Publish ``typing=False`` for a user whose typing indicator is still on."""
+        now = _monotonic_ms()
+        self._forget_old_typing(now)
+        last_published = self._typing_since.pop((conversation.id, user_id), None)
+        if last_published is None or now - last_published >= TYPING_EXPIRY_MS:
+            return
+        await self._publish_typing(conversation, user_id, typing=False)
+
+    def _forget_old_typing(self, now: int) -> None:
+        # Entries are ordered by time because each update moves its entry to
+        # the end and the clock is monotonic.
+        while self._typing_since:
+            key, last_published = next(iter(self._typing_since.items()))
+            if now - last_published < TYPING_STATE_MAX_AGE_MS:
+                return
+            del self._typing_since[key]
+
+    async def _publish_typing(
+        self, conversation: Conversation, user_id: str, *, typing: bool
+    ) -> None:
+        sent_at = now_ms()
+        await self._publish(
+            TypingChanged(
+                conversation=conversation,
+                user_id=user_id,
+                typing=typing,
+                expires_at=sent_at + TYPING_EXPIRY_MS if typing else sent_at,
+            )
+        )
 
     @_converting_validation_errors
     async def list_messages(
@@ -761,17 +972,59 @@ def _authorize_send(
         _require_write_access(sender_id, conversation, "sending")
 
 
+_MessageChange = Literal["edit", "delete"]
+
+# The action named in a "needs ReadWrite" error, keyed by the change.
+_MESSAGE_CHANGE_ACTIONS: dict[_MessageChange, str] = {
+    "edit": "editing a message",
+    "delete": "deleting a message",
+}
+
+
+def _authorize_message_change(
+    actor: Actor, verb: _MessageChange, conversation: Conversation, message: Message
+) -> None:
+    """Authorize an edit or a deletion. It runs in the store's write transaction, so no I/O."""
+    if actor is TRUSTED:
+        return
+    _require_write_access(actor, conversation, _MESSAGE_CHANGE_ACTIONS[verb])
+    if message.type is MessageType.USER and message.sender_id == actor:
+        return
+    sender = f"user '{message.sender_id}'" if message.sender_id is not None else "the system"
+    raise PermissionDenied(
+        f"user '{actor}' cannot {verb} message '{message.id}' in conversation "
+        f"'{conversation.id}', which {sender} sent: users may {verb} only their own "
+        f"messages, and only trusted server code may {verb} other messages"
+    )
+
+
+def _authorize_edit(
+    actor: Actor, text: str | None, conversation: Conversation, message: Message
+) -> None:
+    """Authorize an ``edit_message`` and check the new text against the message's type.
+
+    It runs in the store's write transaction, so no I/O.
+    """
+    _authorize_message_change(actor, "edit", conversation, message)
+    if text is not None:
+        _check_text(text, message.type)
+
+
 def _require_same_message(new_message: _NewMessage, stored: Message) -> None:
-    """Raise ``InvalidInput`` when an idempotency key matched a different message."""
-    differences = [
-        name
-        for name, new_value, stored_value in (
+    """Raise ``InvalidInput`` when an idempotency key matched a different message.
+
+    An edited message no longer has the text and ``custom`` it was sent with,
+    so only its type is compared. A retry of a send that was edited since
+    returns the edited message.
+    """
+    compared: list[tuple[str, object, object]] = []
+    if stored.edited_at is None:
+        compared += [
             ("text", new_message.text, stored.text),
             ("custom", new_message.custom, stored.custom),
-            ("type", new_message.type, stored.type),
-        )
-        if new_value != stored_value
-    ]
+        ]
+    compared.append(("type", new_message.type, stored.type))
+    differences = [name for name, new_value, stored_value in compared if new_value != stored_value]
     if not differences:
         return
     raise InvalidInput(
@@ -852,7 +1105,8 @@ def _check_limit(limit: int, max_page_size: int) -> None:
         raise InvalidInput(f"limit {limit} is out of range: use 1 to {max_page_size}")
 
 
-def _check_text(text: str, message_type: MessageType) -> str:
+def _check_text_length(text: str) -> str:
+    """Check that ``text`` is a string within ``MAX_TEXT_LENGTH``; it may be empty."""
     if not isinstance(text, str):
         raise InvalidInput(f"message text must be a string, not {type(text).__name__}")
     if len(text) > MAX_TEXT_LENGTH:
@@ -860,6 +1114,11 @@ def _check_text(text: str, message_type: MessageType) -> str:
             f"message text has {len(text)} characters, over the limit of {MAX_TEXT_LENGTH}: "
             "shorten it or split it into several messages"
         )
+    return text
+
+
+def _check_text(text: str, message_type: MessageType) -> str:
+    _check_text_length(text)
     if message_type is MessageType.USER and not text.strip():
         raise InvalidInput(
             "message text is empty: a UserMessage needs at least one non-whitespace character"
@@ -879,6 +1138,26 @@ def _check_custom(custom: Mapping[str, str] | None) -> dict[str, str]:
         if not isinstance(key, str) or not isinstance(value, str):
             raise InvalidInput(
                 f"custom entry {_shorten(key)} is invalid: keys and values must be strings"
+            )
+    return dict(custom)
+
+
+def _check_custom_update(
+    custom: Mapping[str, str | None] | None,
+) -> dict[str, str | None] | None:
+    """Check a ``custom`` update, in which a value of ``None`` removes the key."""
+    if custom is None:
+        return None
+    if len(custom) > MAX_CUSTOM_FIELDS:
+        raise InvalidInput(
+            f"custom has {len(custom)} keys, over the limit of {MAX_CUSTOM_FIELDS}: "
+            "change fewer keys in one call"
+        )
+    for key, value in custom.items():
+        if not isinstance(key, str) or not (value is None or isinstance(value, str)):
+            raise InvalidInput(
+                f"custom entry {_shorten(key)} is invalid: keys must be strings, and values "
+                "strings or None to remove the key"
             )
     return dict(custom)
 

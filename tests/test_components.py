@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -212,20 +213,25 @@ async def test_chatbox_shows_reconnecting_and_resumes(backend: EmbeddedBackend) 
         assert len(rows) == 1
 
 
+def _more_rows_than(count: int, runner: LayoutRunner) -> bool:
+    return len(rows(runner)) > count
+
+
+def rows(runner: LayoutRunner) -> list[dict[str, Any]]:
+    return find_all(runner.model, lambda node: "data-message-id" in node.get("attributes", {}))
+
+
 async def test_new_message_update_small_with_long_history(backend: EmbeddedBackend) -> None:
     """With 1,000 messages shown, one new message sends a small update, not the list."""
     for number in range(1000):
         sender = "bob" if number % 3 else "carol"
         await backend.service.send_message(TRUSTED, "group", f"history {number}", sender_id=sender)
-    rows = lambda runner: find_all(  # noqa: E731
-        runner.model, lambda node: "data-message-id" in node.get("attributes", {})
-    )
     async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
         await runner.until(lambda r: "history 999" in r.text and "Bob, Carol" in r.text)
         while len(rows(runner)) < 1000:
             shown = len(rows(runner))
             await runner.trigger("onNearTop", {})
-            await runner.until(lambda r, shown=shown: len(rows(r)) > shown, timeout=10)
+            await runner.until(functools.partial(_more_rows_than, shown), timeout=10)
         assert "history 0" in runner.text
 
         runner.update_sizes.clear()

@@ -87,6 +87,24 @@ class Recorder:
             raise PermissionDenied("rejected by the test's authorize callback")
 
 
+class MessageRecorder:
+    """An authorize callback for message changes that records its calls and can reject."""
+
+    def __init__(self, reject: bool = False) -> None:
+        self.reject = reject
+        self.calls: list[tuple[Conversation, Message]] = []
+
+    def __call__(self, conversation: Conversation, message: Message) -> None:
+        self.calls.append((conversation, message))
+        if self.reject:
+            raise PermissionDenied("rejected by the test's authorize callback")
+
+
+async def list_all(store: SQLiteStore, conversation_id: str) -> list[Message]:
+    page = await store.list_messages(conversation_id, limit=100, before_message_id=None)
+    return page.messages
+
+
 async def unread_counts(store: SQLiteStore, user_id: str) -> dict[str, int]:
     return {
         unread.conversation.id: unread.unread_message_count
@@ -831,3 +849,253 @@ async def test_unreads_snapshot_positions(store: SQLiteStore) -> None:
     assert snapshot.as_of_seq == own.seq
     assert snapshot.read_positions["c2"] == own.seq
     assert snapshot.read_positions["c1"] < first.seq < second.seq
+
+
+# Editing and deleting messages
+
+
+async def test_update_message_text_and_custom(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+    sent = await store.insert_message(
+        Draft("c1", "alice", "helo", custom={"keep": "1", "drop": "2"})
+    )
+
+    updated = await store.update_message(
+        "c1",
+        sent.message.id,
+        text="hello",
+        custom={"drop": None, "new": "3"},
+        edited_at=1_700_000_000_000,
+    )
+    listed = await list_all(store, "c1")
+
+    assert updated.changed
+    assert updated.message.text == "hello"
+    assert updated.message.custom == {"keep": "1", "new": "3"}
+    assert updated.message.edited_at == 1_700_000_000_000
+    assert updated.message.seq == sent.message.seq
+    assert updated.message.created_at == sent.message.created_at
+    assert listed == [updated.message]
+    assert updated.conversation == await store.get_conversation("c1")
+
+
+async def test_update_message_text_only_keeps_custom(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice")
+    sent = await store.insert_message(Draft("c1", "alice", "one", custom={"k": "v"}))
+
+    updated = await store.update_message(
+        "c1", sent.message.id, text="two", custom=None, edited_at=5
+    )
+
+    assert updated.message.text == "two"
+    assert updated.message.custom == {"k": "v"}
+
+
+async def test_update_message_unchanged_writes_nothing(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice")
+    sent = await store.insert_message(Draft("c1", "alice", "same", custom={"k": "v"}))
+
+    same_text = await store.update_message(
+        "c1", sent.message.id, text="same", custom={"k": "v"}, edited_at=5
+    )
+    absent_key_removed = await store.update_message(
+        "c1", sent.message.id, text=None, custom={"absent": None}, edited_at=6
+    )
+    nothing = await store.update_message("c1", sent.message.id, text=None, custom=None, edited_at=7)
+
+    for result in (same_text, absent_key_removed, nothing):
+        assert not result.changed
+        assert result.message == sent.message
+        assert result.message.edited_at is None
+    assert await list_all(store, "c1") == [sent.message]
+
+
+async def test_update_authorize_sees_stored_message(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice")
+    sent = await send(store, "c1", "alice", "hi")
+    conversation = await store.get_conversation("c1")
+    recorder = MessageRecorder()
+
+    await store.update_message(
+        "c1", sent.id, text="hi there", custom=None, edited_at=5, authorize=recorder
+    )
+
+    assert recorder.calls == [(conversation, sent)]
+
+
+async def test_update_authorize_rejection_writes_nothing(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice")
+    sent = await send(store, "c1", "alice", "original")
+
+    with pytest.raises(PermissionDenied, match="rejected by the test"):
+        await store.update_message(
+            "c1",
+            sent.id,
+            text="changed",
+            custom={"k": "v"},
+            edited_at=5,
+            authorize=MessageRecorder(reject=True),
+        )
+
+    assert await list_all(store, "c1") == [sent]
+
+
+async def test_update_custom_over_limit_rejected(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice")
+    full = {f"key{number}": "x" for number in range(MAX_CUSTOM_FIELDS)}
+    sent = await store.insert_message(Draft("c1", "alice", "hi", custom=full))
+
+    with pytest.raises(InvalidInput) as raised:
+        await store.update_message(
+            "c1", sent.message.id, text="changed", custom={"one_more": "x"}, edited_at=5
+        )
+
+    assert str(raised.value) == (
+        "custom would have 101 keys after the update, over the limit of 100: "
+        "remove keys by setting them to None"
+    )
+    assert await list_all(store, "c1") == [sent.message]
+
+
+async def test_update_unknown_message_not_found(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice")
+    await create_chat(store, "c2", "alice")
+    elsewhere = await send(store, "c2", "alice", "in c2")
+
+    with pytest.raises(NotFound) as unknown:
+        await store.update_message("c1", "msg_missing", text="x", custom=None, edited_at=5)
+    with pytest.raises(NotFound) as other_conversation:
+        await store.update_message("c1", elsewhere.id, text="x", custom=None, edited_at=5)
+    with pytest.raises(NotFound) as no_conversation:
+        await store.update_message("nope", elsewhere.id, text="x", custom=None, edited_at=5)
+
+    assert str(unknown.value) == (
+        "message 'msg_missing' not found in conversation 'c1': it was deleted, "
+        "or its id belongs to another conversation"
+    )
+    assert f"message '{elsewhere.id}' not found in conversation 'c1'" in str(
+        other_conversation.value
+    )
+    assert str(no_conversation.value) == "conversation 'nope' not found: create it first"
+    assert [message.text for message in await list_all(store, "c2")] == ["in c2"]
+
+
+async def test_delete_message_returns_stored(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+    first = await send(store, "c1", "alice", "one")
+    second = await send(store, "c1", "bob", "two")
+    recorder = MessageRecorder()
+    before = await store.get_conversation("c1")
+
+    deleted = await store.delete_message("c1", second.id, authorize=recorder)
+    after = await store.get_conversation("c1")
+
+    assert deleted.message == second
+    assert recorder.calls == [(before, second)]
+    assert [message.id for message in await list_all(store, "c1")] == [first.id]
+    assert after is not None
+    assert after.last_message_at == first.created_at
+    assert deleted.conversation == after
+
+
+async def test_delete_only_message_clears_last_message_at(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice")
+    sent = await send(store, "c1", "alice", "only")
+
+    deleted = await store.delete_message("c1", sent.id)
+    conversation = await store.get_conversation("c1")
+
+    assert conversation is not None
+    assert conversation.last_message_at is None
+    assert deleted.conversation.last_message_at is None
+    assert await list_all(store, "c1") == []
+
+
+async def test_delete_authorize_rejection_keeps_message(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+    sent = await send(store, "c1", "alice", "kept")
+
+    with pytest.raises(PermissionDenied, match="rejected by the test"):
+        await store.delete_message("c1", sent.id, authorize=MessageRecorder(reject=True))
+
+    assert await list_all(store, "c1") == [sent]
+    assert await unread_counts(store, "bob") == {"c1": 1}
+
+
+async def test_delete_unknown_message_not_found(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice")
+    await create_chat(store, "c2", "alice")
+    elsewhere = await send(store, "c2", "alice", "in c2")
+    sent = await send(store, "c1", "alice", "deleted once")
+    await store.delete_message("c1", sent.id)
+
+    with pytest.raises(NotFound, match=f"message '{sent.id}' not found in conversation 'c1'"):
+        await store.delete_message("c1", sent.id)
+    with pytest.raises(NotFound, match=f"message '{elsewhere.id}' not found"):
+        await store.delete_message("c1", elsewhere.id)
+    with pytest.raises(NotFound, match="conversation 'nope' not found"):
+        await store.delete_message("nope", elsewhere.id)
+
+    assert await list_all(store, "c2") == [elsewhere]
+
+
+async def test_delete_unread_message_drops_count(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+    first = await send(store, "c1", "bob", "one")
+    second = await send(store, "c1", "bob", "two")
+
+    await store.delete_message("c1", second.id)
+    after_one = await store.get_unreads("alice")
+    await store.delete_message("c1", first.id)
+
+    assert [unread.unread_message_count for unread in after_one] == [1]
+    assert after_one[0].last_message == first
+    assert await unread_counts(store, "alice") == {}
+
+
+async def test_read_positions_survive_delete(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+    first, second, third = [await send(store, "c1", "bob", f"m{number}") for number in range(3)]
+    await store.mark_read("c1", "alice", second.id)
+
+    await store.delete_message("c1", second.id)
+    unread_after_delete = await unread_counts(store, "alice")
+    listed = await list_all(store, "c1")
+    backwards = await store.mark_read("c1", "alice", first.id)
+    forwards = await store.mark_read("c1", "alice", None)
+
+    assert unread_after_delete == {"c1": 1}
+    assert [message.read_by for message in listed] == [["alice"], []]
+    # The position stays at the deleted seq, so marking the older message
+    # does not move it, and the last read message is the one before it.
+    assert backwards == (first.id, first.seq, 1, False)
+    assert forwards == (third.id, third.seq, 0, True)
+    with pytest.raises(NotFound, match=f"message '{second.id}' not found"):
+        await store.mark_read("c1", "alice", second.id)
+
+
+async def test_read_position_at_deleted_latest(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice", "bob")
+    first = await send(store, "c1", "bob", "one")
+    latest = await send(store, "c1", "bob", "two")
+    await store.mark_read("c1", "alice", None)
+
+    await store.delete_message("c1", latest.id)
+    position = await store.mark_read("c1", "alice", None)
+    after_new_message = await send(store, "c1", "bob", "three")
+
+    assert position == (first.id, first.seq, 0, False)
+    assert after_new_message.seq > latest.seq
+    assert await unread_counts(store, "alice") == {"c1": 1}
+
+
+async def test_delete_frees_idempotency_key(store: SQLiteStore) -> None:
+    await create_chat(store, "c1", "alice")
+    first = await store.insert_message(Draft("c1", "alice", "hi", idempotency_key="k1"))
+
+    await store.delete_message("c1", first.message.id)
+    again = await store.insert_message(Draft("c1", "alice", "hi", idempotency_key="k1"))
+
+    assert again.created
+    assert again.message.id != first.message.id
+    assert await list_all(store, "c1") == [again.message]

@@ -11,7 +11,7 @@ implementations must not block the event loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
 from ..models import (
@@ -29,11 +29,14 @@ from ..models import (
 
 __all__ = [
     "AuthorizeConversation",
+    "AuthorizeMessage",
     "ConversationUpsert",
+    "DeletedMessage",
     "InsertedMessage",
     "NewMessage",
     "ReadPosition",
     "Store",
+    "UpdatedMessage",
 ]
 
 AuthorizeConversation = Callable[[Conversation | None], None]
@@ -43,6 +46,14 @@ It receives the conversation as currently stored, or ``None`` when it does
 not exist, and raises to reject the operation. The store then rolls back and
 re-raises the exception. The check runs on the store's worker thread while the
 write lock is held, so it must be pure and fast, without I/O or blocking calls.
+"""
+
+AuthorizeMessage = Callable[[Conversation, Message], None]
+"""An access check on one stored message, run inside a write transaction.
+
+It receives the conversation and the message as currently stored, after the
+store has checked that both exist. It raises to reject the operation, and
+must be pure and fast like :data:`AuthorizeConversation`.
 """
 
 
@@ -77,6 +88,26 @@ class InsertedMessage(NamedTuple):
     """The conversation with its participants at commit time."""
     sender: User | None
     """The sender's stored user; ``None`` for system messages and unknown senders."""
+
+
+class UpdatedMessage(NamedTuple):
+    """The result of ``Store.update_message``, read in the update transaction."""
+
+    message: Message
+    """The message as stored after the update."""
+    conversation: Conversation
+    """The conversation with its participants at commit time."""
+    changed: bool
+    """Whether the text or ``custom`` changed; when false nothing was written."""
+
+
+class DeletedMessage(NamedTuple):
+    """The result of ``Store.delete_message``, read in the delete transaction."""
+
+    message: Message
+    """The message as it was stored before the deletion."""
+    conversation: Conversation
+    """The conversation with its participants at commit time, after the deletion."""
 
 
 class NewMessage(Protocol):
@@ -157,6 +188,45 @@ class Store(Protocol):
         ``idempotency_key`` is set and a message with the same key exists in
         that conversation from that sender, the existing message is returned
         with ``created`` false, and nothing is inserted.
+        """
+
+    async def update_message(
+        self,
+        conversation_id: str,
+        message_id: str,
+        *,
+        text: str | None,
+        custom: Mapping[str, str | None] | None,
+        edited_at: int,
+        authorize: AuthorizeMessage | None = None,
+    ) -> UpdatedMessage:
+        """Edit a message's text and ``custom`` in one write transaction.
+
+        ``authorize`` (when given) is called with the stored conversation and
+        message; if it raises, nothing is written and the exception
+        propagates. ``text=None`` keeps the text. ``custom`` merges like a
+        user's: a key set to ``None`` is removed. ``edited_at`` is stored only
+        when the text or ``custom`` changed.
+
+        Raises:
+            NotFound: the conversation does not exist, or the message is not in it.
+        """
+
+    async def delete_message(
+        self,
+        conversation_id: str,
+        message_id: str,
+        *,
+        authorize: AuthorizeMessage | None = None,
+    ) -> DeletedMessage:
+        """Delete a message in one write transaction and return it as it was stored.
+
+        ``authorize`` runs first, as in ``update_message``. The conversation's
+        ``last_message_at`` becomes that of the latest remaining message.
+        Read positions are ``seq`` values, so they stay valid.
+
+        Raises:
+            NotFound: the conversation does not exist, or the message is not in it.
         """
 
     async def list_messages(

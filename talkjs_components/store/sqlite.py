@@ -18,7 +18,9 @@ sending moves the sender's position to their own message and a new
 participant starts at the conversation's latest message. Removing a
 participant deletes their position with them, so a user who is removed and
 added back starts again at the latest message: what was sent while they were
-away never counts as unread.
+away never counts as unread. Deleting a message leaves every read position
+as it is, and a position at the deleted ``seq`` still separates read messages
+from unread ones.
 """
 
 from __future__ import annotations
@@ -50,10 +52,13 @@ from ..models import (
 )
 from . import (
     AuthorizeConversation,
+    AuthorizeMessage,
     ConversationUpsert,
+    DeletedMessage,
     InsertedMessage,
     NewMessage,
     ReadPosition,
+    UpdatedMessage,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "new_message_id"]
@@ -381,6 +386,62 @@ class SQLiteStore:
             Exception: whatever ``authorize`` raises.
         """
         return await self._write("insert message", lambda db: db.insert_message(message, authorize))
+
+    async def update_message(
+        self,
+        conversation_id: str,
+        message_id: str,
+        *,
+        text: str | None,
+        custom: Mapping[str, str | None] | None,
+        edited_at: int,
+        authorize: AuthorizeMessage | None = None,
+    ) -> UpdatedMessage:
+        """Edit a message's text and ``custom`` in one write transaction.
+
+        ``authorize`` (when given) is called with the stored conversation and
+        message, on the worker thread with the write lock held, so it must be
+        pure (no I/O). ``text=None`` keeps the text, and ``custom`` merges
+        like ``upsert_user``'s. When neither the text nor ``custom`` changes,
+        nothing is written, ``edited_at`` keeps its stored value and
+        ``changed`` is false.
+
+        Raises:
+            NotFound: the conversation does not exist, or the message is not in it.
+            InvalidInput: the merged ``custom`` has more than ``MAX_CUSTOM_FIELDS`` keys.
+            Exception: whatever ``authorize`` raises.
+        """
+        return await self._write(
+            "update message",
+            lambda db: db.update_message(
+                conversation_id, message_id, text, custom, edited_at, authorize
+            ),
+        )
+
+    async def delete_message(
+        self,
+        conversation_id: str,
+        message_id: str,
+        *,
+        authorize: AuthorizeMessage | None = None,
+    ) -> DeletedMessage:
+        """Delete a message in one write transaction and return it as it was stored.
+
+        ``authorize`` runs first, as in ``update_message``. The conversation's
+        ``last_message_at`` becomes the creation time of its latest remaining
+        message, or ``None`` when none remain. Read positions are ``seq``
+        values and are left as they are: ``seq`` is never reused, so a
+        position at the deleted message still orders correctly against every
+        other message.
+
+        Raises:
+            NotFound: the conversation does not exist, or the message is not in it.
+            Exception: whatever ``authorize`` raises.
+        """
+        return await self._write(
+            "delete message",
+            lambda db: db.delete_message(conversation_id, message_id, authorize),
+        )
 
     async def list_messages(
         self, conversation_id: str, *, limit: int, before_message_id: str | None
@@ -855,6 +916,77 @@ class _Database:
             message.idempotency_key,
         )
         return _message_from_row(row) if row else None
+
+    def _require_message(self, conversation_id: str, message_id: str) -> Message:
+        row = self.query_one(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages AS m"
+            " WHERE m.app_id = ? AND m.id = ? AND m.conversation_id = ?",
+            self.app_id,
+            message_id,
+            conversation_id,
+        )
+        if row is None:
+            raise NotFound(
+                f"message '{message_id}' not found in conversation '{conversation_id}': "
+                "it was deleted, or its id belongs to another conversation"
+            )
+        return _message_from_row(row)
+
+    def update_message(
+        self,
+        conversation_id: str,
+        message_id: str,
+        text: str | None,
+        custom: Mapping[str, str | None] | None,
+        edited_at: int,
+        authorize: AuthorizeMessage | None,
+    ) -> UpdatedMessage:
+        conversation = self.require_conversation(conversation_id)
+        stored = self._require_message(conversation_id, message_id)
+        if authorize is not None:
+            authorize(conversation, stored)
+        new_text = stored.text if text is None else text
+        new_custom = stored.custom if custom is None else _merge_custom(stored.custom, custom)
+        if new_text == stored.text and new_custom == stored.custom:
+            return UpdatedMessage(stored, conversation, changed=False)
+        # Validated again so that the stored row always satisfies the model's limits.
+        updated = Message.model_validate(
+            stored.model_dump() | {"text": new_text, "custom": new_custom, "edited_at": edited_at}
+        )
+        self.execute(
+            "UPDATE messages SET text = ?, custom = ?, edited_at = ? WHERE app_id = ? AND seq = ?",
+            updated.text,
+            json.dumps(updated.custom),
+            updated.edited_at,
+            self.app_id,
+            stored.seq,
+        )
+        return UpdatedMessage(updated, conversation, changed=True)
+
+    def delete_message(
+        self, conversation_id: str, message_id: str, authorize: AuthorizeMessage | None
+    ) -> DeletedMessage:
+        conversation = self.require_conversation(conversation_id)
+        stored = self._require_message(conversation_id, message_id)
+        if authorize is not None:
+            authorize(conversation, stored)
+        self.execute("DELETE FROM messages WHERE app_id = ? AND seq = ?", self.app_id, stored.seq)
+        latest = self.query_one(
+            "SELECT created_at FROM messages WHERE app_id = ? AND conversation_id = ?"
+            " ORDER BY seq DESC LIMIT 1",
+            self.app_id,
+            conversation_id,
+        )
+        last_message_at = int(latest["created_at"]) if latest is not None else None
+        if last_message_at != conversation.last_message_at:
+            self.execute(
+                "UPDATE conversations SET last_message_at = ? WHERE app_id = ? AND id = ?",
+                last_message_at,
+                self.app_id,
+                conversation_id,
+            )
+        updated = conversation.model_copy(update={"last_message_at": last_message_at})
+        return DeletedMessage(stored, updated)
 
     def message_seq(self, conversation_id: str, message_id: str) -> int:
         row = self.query_one(
