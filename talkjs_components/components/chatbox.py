@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -17,15 +18,21 @@ from ..models import (
     ChatEvent,
     Conversation,
     ConversationUpdated,
+    MessageDeleted,
+    MessageEdited,
     MessageSent,
     MessagesRead,
+    TypingChanged,
     User,
+    now_ms,
 )
 from ..session import BoxKind, ConversationBuilder, SessionStatus, TalkSession, UIBox
 from ._adapter import Composer
+from .chatbox_events import LeaveConversationEvent, run_send_message_handler
+from .chatbox_props import ChatboxOptions, parse_chatbox_props
 from .context import use_session, use_session_state
 from .message_cache import MessageCache
-from .message_list import ListContext, MessageList, slot_count
+from .message_list import ListContext, MessageActions, MessageList, slot_count
 from .strings import text
 
 __all__ = ["Chatbox"]
@@ -48,36 +55,61 @@ def _class_names(*names: str | None) -> str:
 def Chatbox(
     conversation_id: str | None = _UNSET,
     sync_conversation: SyncConversation | None = None,
-    *,
-    loading_component: Any = None,
-    class_name: str | None = None,
-    style: dict[str, Any] | None = None,
+    **props: Any,
 ) -> VdomDict | Any:
     """Show one conversation: its messages, live, and a composer to write in it.
 
     Render it inside a ``Session``. Select the conversation with exactly one of
-    ``conversation_id`` and ``sync_conversation``.
+    ``conversation_id`` (``None`` shows an empty state) and
+    ``sync_conversation`` (a ``ConversationBuilder``, or a function given the
+    session that returns one; it is synced first). The @talkjs/react
+    camelCase spellings of every prop work too.
 
-    Args:
-        conversation_id: Id of a conversation the user participates in;
-            ``None`` shows an empty state.
-        sync_conversation: A ``ConversationBuilder``, or a function given the
-            session that returns one; it is synced (created or updated) first.
+    Props:
+        as_guest: Read only, and reading marks nothing read.
+        chatbox_ref: A ``reactpy.Ref`` set to the chatbox's ``UIBox`` while
+            mounted, ``None`` after unmount.
         loading_component: Shown while the session connects.
-        class_name: Extra CSS class names of the outer element.
-        style: Inline styles of the outer element.
+        class_name, style: Extra CSS classes and inline styles of the outer element.
+        show_chat_header: Show the header with title and participants (default true).
+        message_field: Composer options: ``placeholder`` (default "Say
+            something..."), ``enter_sends_message`` (true), ``visible`` (true),
+            ``autofocus`` (true), ``spellcheck`` (false).
+        theme: CSS custom properties, e.g. ``{"accent": "#0a7"}`` sets ``--tjs-accent``.
+        dir: ``"ltr"``, ``"rtl"`` or ``"auto"``.
+        message_filter: A TalkJS MessagePredicate; ``None`` shows every message.
+        highlighted_words: Words marked in message text; ``None`` clears them.
+        on_send_message: Called before each send with a ``SendMessageEvent``
+            whose ``override(text=, custom=, cancel=)`` changes or stops it.
+        on_focus, on_blur: The composer gained or lost focus.
+        on_leave_conversation: Called with a cancellable event before the user
+            leaves the conversation from the header.
+        on_custom_message_action: Accepted for @talkjs/react compatibility;
+            this chatbox defines no custom message actions yet.
     """
-    if conversation_id is not _UNSET and sync_conversation is not None:
-        raise InvalidInput(
-            "Chatbox takes one of conversation_id and sync_conversation, not both; "
-            f"got conversation_id={conversation_id!r} and a sync_conversation"
-        )
     state = use_session_state()
     session = use_session()
-    classes = _class_names("tjs-chatbox", class_name)
+    try:
+        if conversation_id is not _UNSET and sync_conversation is not None:
+            raise InvalidInput(
+                "Chatbox takes one of conversation_id and sync_conversation, not both; "
+                f"got conversation_id={conversation_id!r} and a sync_conversation"
+            )
+        options = parse_chatbox_props(props)
+    except InvalidInput as exc:
+        # Shown rather than raised: ReactPy logs a failed render with all props.
+        logger.error("Chatbox has invalid props: %s", exc.message)
+        return html.div(
+            {"className": "tjs-chatbox"},
+            html.p({"className": "tjs-error", "role": "alert"}, exc.message),
+        )
+    classes = _class_names("tjs-chatbox", options.class_name)
     attributes: dict[str, Any] = {"className": classes}
+    style = {**options.css_variables(), **dict(options.style or {})}
     if style:
         attributes["style"] = style
+    if options.dir:
+        attributes["dir"] = options.dir
     if session is None:
         if state.error is not None:
             notice = html.p(
@@ -85,7 +117,9 @@ def Chatbox(
                 text("connect_failed", reason=state.error.message),
             )
         else:
-            notice = loading_component or html.p({"className": "tjs-loading"}, text("loading"))
+            notice = options.loading_component or html.p(
+                {"className": "tjs-loading"}, text("loading")
+            )
         return html.div(attributes, notice)
     selected = None if conversation_id is _UNSET else conversation_id
     return _ActiveChatbox(
@@ -93,6 +127,7 @@ def Chatbox(
         selected,
         sync_conversation,
         attributes,
+        options,
         # A new session object remounts the chatbox, so no state crosses sessions.
         key=f"session-{session.id}",
     )
@@ -104,6 +139,7 @@ def _ActiveChatbox(
     conversation_id: str | None,
     sync_conversation: SyncConversation | None,
     attributes: dict[str, Any],
+    options: ChatboxOptions,
 ) -> VdomDict:
     # Only rarely changing state lives here: this component re-renders the
     # whole chatbox, the message list included. Messages live in the cache,
@@ -142,14 +178,27 @@ def _ActiveChatbox(
         selection = prop_selection
     target_id = builder.id if builder is not None else conversation_id
 
-    @use_effect(dependencies=[session])
+    actions: MessageActions = use_ref(MessageActions()).current
+    latest_options: Ref[ChatboxOptions] = use_ref(options)
+    latest_options.current = options
+    chatbox_ref = options.chatbox_ref
+
+    @use_effect(dependencies=[session, chatbox_ref])
     def register_box() -> Callable[[], None] | None:
         if not session.is_alive:
             return None
         registered = UIBox(session, BoxKind.CHATBOX)
         registered.on_select = lambda selected: set_override((selected,))
         box.current = registered
-        return registered.destroy
+        if chatbox_ref is not None:
+            chatbox_ref.current = registered
+
+        def unregister() -> None:
+            registered.destroy()
+            if chatbox_ref is not None and chatbox_ref.current is registered:
+                chatbox_ref.current = None
+
+        return unregister
 
     @use_effect(dependencies=[prop_selection])
     def follow_props() -> None:
@@ -190,6 +239,10 @@ def _ActiveChatbox(
                 cache.upsert(event.message)
             elif isinstance(event, MessagesRead):
                 cache.mark_read(event.user_id, event.last_read_seq)
+            elif isinstance(event, MessageEdited):
+                cache.upsert(event.message)
+            elif isinstance(event, MessageDeleted):
+                cache.remove(event.message_id)
 
         subscription = session.on_event(on_event)
         try:
@@ -232,8 +285,24 @@ def _ActiveChatbox(
         finally:
             loading_older.current = False
 
+    async def edit(message_id: str, new_text: str) -> None:
+        if conversation is not None:
+            await session.edit_message(conversation.id, message_id, text=new_text)
+
+    async def delete(message_id: str) -> None:
+        if conversation is not None:
+            await session.delete_message(conversation.id, message_id)
+
+    writable = (
+        conversation is not None
+        and not options.as_guest
+        and conversation.access_of(session.me.id) is AccessLevel.READ_WRITE
+    )
+    actions.edit = edit if writable else None
+    actions.delete = delete if writable else None
+
     async def mark_seen(_event: Any) -> None:
-        if conversation is None or not session.is_alive:
+        if conversation is None or not session.is_alive or latest_options.current.as_guest:
             return
         try:
             await session.mark_read(conversation.id)
@@ -246,12 +315,20 @@ def _ActiveChatbox(
     context = ListContext(
         me_id=session.me.id,
         participant_count=len(conversation.participants) if conversation else 0,
+        highlighted_words=options.highlighted_words,
+        message_filter=options.message_filter,
+        actions=actions if writable else None,
     )
     welcome = tuple(conversation.welcome_messages or ()) if conversation else ()
     rendered_slots.current = slot_count(cache)
+    header = (
+        _Header(session, conversation, cache.users, options, failed=error is not None)
+        if options.show_chat_header
+        else ""
+    )
     return html.div(
         attributes,
-        _header(conversation, cache.users, session.me.id, failed=error is not None),
+        header,
         html.p({"className": "tjs-error", "role": "alert"}, error) if error else "",
         html.p({"className": "tjs-notice", "role": "status"}, text("reconnecting"))
         if reconnecting
@@ -265,7 +342,10 @@ def _ActiveChatbox(
             load_older,
             mark_seen,
         ),
-        _ComposerArea(session, conversation, on_error=set_error),
+        _TypingIndicator(session, conversation.id if conversation else None, cache),
+        _ComposerArea(session, conversation, options, writable=writable, on_error=set_error)
+        if options.message_field.visible and not options.as_guest
+        else "",
     )
 
 
@@ -273,12 +353,16 @@ def _ActiveChatbox(
 def _ComposerArea(
     session: TalkSession,
     conversation: Conversation | None,
+    options: ChatboxOptions,
+    *,
+    writable: bool,
     on_error: Callable[[str | None], None],
 ) -> VdomDict:
     """Render the composer; the outcome of each send is state here, not in the chatbox."""
     # The outcome of the latest send, so the composer can restore a failed draft.
     no_ack: dict[str, Any] | None = None
     ack, set_ack = use_state(no_ack)
+    events = options.events
 
     async def send(event: dict[str, Any]) -> None:
         body = str(event.get("text") or "")
@@ -287,8 +371,18 @@ def _ComposerArea(
             on_error(text("send_failed", reason=text("not_loaded")))
             set_ack({"key": key, "ok": False, "text": body})
             return
+        custom: dict[str, str] | None = None
+        handler = events.get("on_send_message")
+        if handler is not None:
+            outcome = await run_send_message_handler(handler, session, conversation, body)
+            if outcome.cancel:
+                set_ack({"key": key, "ok": True})
+                return
+            body, custom = outcome.text, outcome.custom
         try:
-            await session.send_message(conversation.id, body, idempotency_key=key or None)
+            await session.send_message(
+                conversation.id, body, custom=custom, idempotency_key=key or None
+            )
         except ChatError as exc:
             logger.info(
                 "user %r could not send to conversation %r: %s (%s)",
@@ -302,22 +396,141 @@ def _ComposerArea(
             return
         set_ack({"key": key, "ok": True})
 
-    writable = (
-        conversation is not None and conversation.access_of(session.me.id) is AccessLevel.READ_WRITE
-    )
+    async def typing(event: dict[str, Any]) -> None:
+        if conversation is None or not writable or not session.is_alive:
+            return
+        try:
+            await session.set_typing(conversation.id, bool(event.get("typing")))
+        except ChatError as exc:
+            logger.debug("typing signal of %r failed: %s", session.me.id, exc.message)
+
+    def focus_event(name: str) -> Callable[[Any], None]:
+        def handle(_event: Any) -> None:
+            callback = events.get(name)
+            if callback is not None:
+                callback()
+
+        return handle
+
+    field = options.message_field
     element: VdomDict = Composer(
         {
             "onSend": send,
+            "onTyping": typing,
+            "onFocus": focus_event("on_focus"),
+            "onBlur": focus_event("on_blur"),
             "label": text("message_label"),
             "sendLabel": text("send"),
-            "placeholder": text("placeholder"),
+            "placeholder": field.placeholder or text("placeholder"),
             "disabledPlaceholder": text("read_only_placeholder") if conversation else "",
             "disabled": not writable,
+            "enterSendsMessage": field.enter_sends_message,
+            "autofocus": field.autofocus,
+            "spellcheck": field.spellcheck,
             "conversationId": conversation.id if conversation else None,
             "ack": ack,
             "maxLength": MAX_TEXT_LENGTH,
         }
     )
+    return element
+
+
+@component
+def _TypingIndicator(
+    session: TalkSession, conversation_id: str | None, cache: MessageCache
+) -> VdomDict:
+    """Show who else is typing; each indicator ends at its expiry or with their message."""
+    no_typists: dict[str, int] = {}
+    typists, set_typists = use_state(no_typists)
+
+    @use_async_effect(dependencies=[session, conversation_id])
+    async def follow() -> None:
+        set_typists({})
+        if conversation_id is None:
+            return
+
+        def on_event(event: ChatEvent) -> None:
+            if event.conversation.id != conversation_id:
+                return
+            if isinstance(event, TypingChanged) and event.user_id != session.me.id:
+                user_id, expires_at = event.user_id, event.expires_at
+                if event.typing:
+                    set_typists(lambda old: {**old, user_id: expires_at})
+                else:
+                    set_typists(lambda old: {k: v for k, v in old.items() if k != user_id})
+            elif isinstance(event, MessageSent) and event.message.sender_id:
+                sender_id = event.message.sender_id
+                set_typists(lambda old: {k: v for k, v in old.items() if k != sender_id})
+
+        subscription = session.on_event(on_event)
+        try:
+            # Expire indicators whose typist went quiet or disconnected.
+            while True:
+                await asyncio.sleep(1)
+                set_typists(functools.partial(_unexpired, now_ms()))
+        finally:
+            subscription.unsubscribe()
+
+    names = sorted(
+        (cache.users[user_id].display_name if user_id in cache.users else user_id)
+        for user_id in typists
+    )
+    if not names:
+        label = ""
+    elif len(names) == 1:
+        label = text("typing_one", name=names[0])
+    elif len(names) == 2:
+        label = text("typing_two", first=names[0], second=names[1])
+    else:
+        label = text("typing_many")
+    return html.div({"className": "tjs-typing", "role": "status", "aria-live": "polite"}, label)
+
+
+def _unexpired(now: int, typists: dict[str, int]) -> dict[str, int]:
+    return {user_id: expires for user_id, expires in typists.items() if expires > now}
+
+
+@component
+def _Header(
+    session: TalkSession,
+    conversation: Conversation | None,
+    users: dict[str, User],
+    options: ChatboxOptions,
+    *,
+    failed: bool,
+) -> VdomDict:
+    """Render the title, the participants and a leave button."""
+    no_error: str | None = None
+    leave_error, set_leave_error = use_state(no_error)
+    if conversation is None:
+        title = text("unavailable") if failed else text("loading")
+        return html.div({"className": "tjs-chatbox__header"}, title)
+
+    async def leave(_event: Any) -> None:
+        handler = options.events.get("on_leave_conversation")
+        event = LeaveConversationEvent(conversation)
+        if handler is not None:
+            handler(event)
+            if event.default_prevented:
+                return
+        try:
+            await session.leave_conversation(conversation.id)
+        except ChatError as exc:
+            set_leave_error(text("leave_failed", reason=exc.message))
+
+    element = _header(conversation, users, session.me.id, failed=failed)
+    if session.me.id in conversation.participants and not options.as_guest:
+        element["children"] = [
+            *element.get("children", []),
+            html.button(
+                {"type": "button", "className": "tjs-leave", "onClick": leave}, text("leave")
+            ),
+        ]
+    if leave_error:
+        element["children"] = [
+            *element.get("children", []),
+            html.span({"className": "tjs-error", "role": "alert"}, leave_error),
+        ]
     return element
 
 
@@ -336,6 +549,9 @@ def _header(
     title = conversation.subject or names or text("you")
     return html.header(
         {"className": "tjs-chatbox__header"},
-        html.span({"dir": "auto"}, title),
-        html.small({"dir": "auto"}, names) if conversation.subject and names else "",
+        html.div(
+            {"className": "tjs-title"},
+            html.span({"dir": "auto"}, title),
+            html.small({"dir": "auto"}, names) if conversation.subject and names else "",
+        ),
     )

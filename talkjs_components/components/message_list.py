@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from reactpy import component, html, use_effect, use_state
 from reactpy.types import VdomDict
 
-from ..models import Message, MessageType, User
-from ._adapter import DaySeparator, MessageLog, Timestamp
+from ..errors import ChatError
+from ..models import MAX_TEXT_LENGTH, Message, MessageType, User
+from ..predicates import MessageMatcher, compile_message_predicate
+from ._adapter import DaySeparator, MessageEditor, MessageLog, Timestamp
+from .formatting import format_message_text
 from .message_cache import MessageCache
 from .strings import text
 
@@ -26,6 +29,18 @@ GROUP_WINDOW_MS = 5 * 60 * 1000
 """Messages of one sender closer than this (5 minutes) share one sender heading."""
 
 
+class MessageActions:
+    """Edit and delete operations of one chatbox, shared by its blocks.
+
+    One instance lives as long as the chatbox, so a ``ListContext`` holding it
+    compares equal between renders.
+    """
+
+    def __init__(self) -> None:
+        self.edit: Callable[[str, str], Awaitable[None]] | None = None
+        self.delete: Callable[[str], Awaitable[None]] | None = None
+
+
 @dataclass(frozen=True)
 class ListContext:
     """What every row needs besides its message; equal contexts do not re-render blocks."""
@@ -33,6 +48,9 @@ class ListContext:
     me_id: str
     participant_count: int
     highlighted_words: tuple[str, ...] = ()
+    message_filter: MessageMatcher = field(default_factory=lambda: compile_message_predicate(None))
+    actions: MessageActions | None = None
+    """Edit and delete of own messages; ``None`` makes the list read-only."""
 
 
 def slot_count(cache: MessageCache) -> int:
@@ -104,18 +122,70 @@ def _ListStatus(cache: MessageCache, loaded: bool, has_welcome: bool) -> VdomDic
 @component
 def _MessageBlock(cache: MessageCache, index: int, context: ListContext) -> VdomDict:
     _, set_version = use_state(0)
+    # Editing and delete confirmation are per block, so they re-render this block only.
+    no_id: str | None = None
+    editing, set_editing = use_state(no_id)
+    confirming, set_confirming = use_state(no_id)
+    no_error: str | None = None
+    failure, set_failure = use_state(no_error)
 
     @use_effect(dependencies=[cache, index])
     def follow_block() -> Callable[[], None]:
         return cache.on_block(index, lambda: set_version(lambda version: version + 1))
 
-    messages = cache.block(index)
+    async def save(message_id: str, new_text: str) -> None:
+        if context.actions is None or context.actions.edit is None:
+            return
+        try:
+            await context.actions.edit(message_id, new_text)
+        except ChatError as exc:
+            set_failure(text("edit_failed", reason=exc.message))
+            return
+        set_failure(None)
+        set_editing(None)
+
+    async def delete(message_id: str) -> None:
+        if context.actions is None or context.actions.delete is None:
+            return
+        try:
+            await context.actions.delete(message_id)
+        except ChatError as exc:
+            set_failure(text("delete_failed", reason=exc.message))
+            return
+        set_failure(None)
+        set_confirming(None)
+
+    state = _RowState(
+        editing=editing,
+        confirming=confirming,
+        failure=failure,
+        start_edit=set_editing,
+        confirm_delete=set_confirming,
+        save=save,
+        delete=delete,
+    )
     previous = cache.before(index)
     rows: list[VdomDict] = []
-    for message in messages:
-        rows.append(_message_row(message, previous, cache.users, context))
+    for message in cache.block(index):
+        sender = cache.users.get(message.sender_id or "")
+        if not context.message_filter(message, sender):
+            continue
+        rows.append(_message_row(message, previous, cache.users, context, state))
         previous = message
     return html.div({"className": "tjs-block", "role": "presentation"}, *rows)
+
+
+@dataclass(frozen=True)
+class _RowState:
+    """Per-block editing state and its callbacks, for the rows of one block."""
+
+    editing: str | None
+    confirming: str | None
+    failure: str | None
+    start_edit: Callable[[str | None], None]
+    confirm_delete: Callable[[str | None], None]
+    save: Callable[[str, str], Awaitable[None]]
+    delete: Callable[[str], Awaitable[None]]
 
 
 def _starts_group(message: Message, previous: Message | None) -> bool:
@@ -148,20 +218,26 @@ def _avatar(user: User | None, fallback_id: str) -> VdomDict:
 
 
 def _message_row(
-    message: Message, previous: Message | None, users: dict[str, User], context: ListContext
+    message: Message,
+    previous: Message | None,
+    users: dict[str, User],
+    context: ListContext,
+    state: _RowState,
 ) -> VdomDict:
     """Return the row of one message: a day heading when the day changes, then the bubble."""
     separator = DaySeparator(
         {"ms": message.created_at, "previousMs": previous.created_at if previous else None}
     )
+    body = html.div(
+        {"className": "tjs-message__text", "dir": "auto"},
+        *format_message_text(message.text, highlighted_words=context.highlighted_words),
+    )
     if message.type is MessageType.SYSTEM:
         bubble = html.div(
-            {"className": "tjs-message tjs-message--system", "data-message-id": message.id},
-            html.div({"className": "tjs-message__text", "dir": "auto"}, message.text),
+            {"className": "tjs-message tjs-message--system", "data-message-id": message.id}, body
         )
-        return html.div(
-            {"key": message.id, "className": "tjs-row tjs-row--system"}, separator, bubble
-        )
+        row_attributes = {"key": message.id, "className": "tjs-row tjs-row--system"}
+        return html.div(row_attributes, separator, bubble)
     own = message.sender_id == context.me_id
     side = "own" if own else "other"
     sender_id = message.sender_id or ""
@@ -182,9 +258,73 @@ def _message_row(
         meta.append(html.span({"className": "tjs-message__edited"}, text("edited")))
     if own:
         meta.append(html.span({"className": "tjs-message__receipt"}, _receipt(message, context)))
+    content: list[Any] = [html.div({"className": "tjs-message__meta"}, *meta)]
+    if own and state.editing == message.id:
+        content.append(_editor(message, state))
+    else:
+        content.append(body)
+    if own and context.actions is not None:
+        content.append(_actions(message, state))
+    if state.failure and state.editing in (None, message.id):
+        content.append(html.p({"className": "tjs-error", "role": "alert"}, state.failure))
     bubble = html.div(
         {"className": classes, "data-message-id": message.id, "data-sender-id": sender_id},
-        html.div({"className": "tjs-message__meta"}, *meta),
-        html.div({"className": "tjs-message__text", "dir": "auto"}, message.text),
+        *content,
     )
     return html.div({"key": message.id, "className": f"tjs-row tjs-row--{side}"}, separator, bubble)
+
+
+def _editor(message: Message, state: _RowState) -> VdomDict:
+    async def on_save(event: dict[str, Any]) -> None:
+        await state.save(message.id, str(event.get("text") or ""))
+
+    element: VdomDict = MessageEditor(
+        {
+            "initialText": message.text,
+            "label": text("edit_label"),
+            "saveLabel": text("save"),
+            "cancelLabel": text("cancel"),
+            "maxLength": MAX_TEXT_LENGTH,
+            "onSave": on_save,
+            "onCancel": lambda _event: state.start_edit(None),
+        }
+    )
+    return element
+
+
+def _actions(message: Message, state: _RowState) -> VdomDict:
+    if state.confirming == message.id:
+
+        async def on_confirm(_event: Any) -> None:
+            await state.delete(message.id)
+
+        return html.div(
+            {"className": "tjs-actions", "role": "group", "aria-label": text("confirm_delete")},
+            html.span(text("confirm_delete")),
+            html.button({"type": "button", "onClick": on_confirm}, text("delete")),
+            html.button(
+                {"type": "button", "onClick": lambda _event: state.confirm_delete(None)},
+                text("cancel"),
+            ),
+        )
+    if state.editing == message.id:
+        return html.div({"className": "tjs-actions"})
+    return html.div(
+        {"className": "tjs-actions"},
+        html.button(
+            {
+                "type": "button",
+                "aria-label": text("edit_message"),
+                "onClick": lambda _event: state.start_edit(message.id),
+            },
+            text("edit"),
+        ),
+        html.button(
+            {
+                "type": "button",
+                "aria-label": text("delete_message"),
+                "onClick": lambda _event: state.confirm_delete(message.id),
+            },
+            text("delete"),
+        ),
+    )

@@ -643,6 +643,33 @@ class TalkSession:
         transport = await self._ready_transport("list_messages")
         return await transport.list_messages(conversation_id, limit=limit, before=before)
 
+    async def edit_message(
+        self,
+        conversation_id: str,
+        message_id: str,
+        *,
+        text: str | None = None,
+        custom: Mapping[str, str | None] | None = None,
+    ) -> Message:
+        """Edit the text or custom data of one of the user's own messages."""
+        transport = await self._ready_transport("edit_message")
+        return await transport.edit_message(conversation_id, message_id, text=text, custom=custom)
+
+    async def delete_message(self, conversation_id: str, message_id: str) -> None:
+        """Delete one of the user's own messages."""
+        transport = await self._ready_transport("delete_message")
+        await transport.delete_message(conversation_id, message_id)
+
+    async def leave_conversation(self, conversation_id: str) -> None:
+        """Remove the session's user from a conversation."""
+        transport = await self._ready_transport("leave_conversation")
+        await transport.leave_conversation(conversation_id)
+
+    async def set_typing(self, conversation_id: str, typing: bool) -> None:
+        """Show or clear "typing…" for the user in a conversation; it expires by itself."""
+        transport = await self._ready_transport("set_typing")
+        await transport.set_typing(conversation_id, typing)
+
     async def mark_read(self, conversation_id: str, message_id: str | None = None) -> None:
         """Mark the conversation read up to ``message_id`` (default: the newest message)."""
         transport = await self._ready_transport("mark_read")

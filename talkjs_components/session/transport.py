@@ -109,6 +109,25 @@ class Transport(Protocol):
     async def mark_read(self, conversation_id: str, message_id: str | None) -> None:
         """Mark the conversation read up to ``message_id`` (default: the newest)."""
 
+    async def edit_message(
+        self,
+        conversation_id: str,
+        message_id: str,
+        *,
+        text: str | None,
+        custom: Mapping[str, str | None] | None,
+    ) -> Message:
+        """Edit one of the user's own messages."""
+
+    async def delete_message(self, conversation_id: str, message_id: str) -> None:
+        """Delete one of the user's own messages."""
+
+    async def set_typing(self, conversation_id: str, typing: bool) -> None:
+        """Tell the conversation's participants whether the user is typing."""
+
+    async def leave_conversation(self, conversation_id: str) -> None:
+        """Remove the user from a conversation."""
+
     async def get_unreads_snapshot(self) -> UnreadsSnapshot:
         """Return the user's unreads with the positions they were computed at."""
 
@@ -239,6 +258,31 @@ class InProcessTransport:
     async def mark_read(self, conversation_id: str, message_id: str | None) -> None:
         service, user_id = self._bound
         await service.mark_read(user_id, conversation_id, message_id)
+
+    async def edit_message(
+        self,
+        conversation_id: str,
+        message_id: str,
+        *,
+        text: str | None,
+        custom: Mapping[str, str | None] | None,
+    ) -> Message:
+        service, user_id = self._bound
+        return await service.edit_message(
+            user_id, conversation_id, message_id, text=text, custom=custom
+        )
+
+    async def delete_message(self, conversation_id: str, message_id: str) -> None:
+        service, user_id = self._bound
+        await service.delete_message(user_id, conversation_id, message_id)
+
+    async def set_typing(self, conversation_id: str, typing: bool) -> None:
+        service, user_id = self._bound
+        await service.set_typing(user_id, conversation_id, typing)
+
+    async def leave_conversation(self, conversation_id: str) -> None:
+        service, user_id = self._bound
+        await service.remove_participant(user_id, conversation_id, user_id)
 
     async def get_unreads_snapshot(self) -> UnreadsSnapshot:
         service, user_id = self._bound

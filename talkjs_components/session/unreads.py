@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..models import (
     ChatEvent,
     ConversationUpdated,
+    MessageDeleted,
     MessageSent,
     MessagesRead,
     UnreadConversation,
@@ -127,6 +128,20 @@ class Unreads:
             table[conversation_id] = previous.model_copy(
                 update={"unread_message_count": event.unread_message_count}
             )
+            return True
+        if isinstance(event, MessageDeleted):
+            previous = table.get(conversation_id)
+            if previous is None or event.message_seq <= self._read_positions.get(
+                conversation_id, 0
+            ):
+                return False
+            # NOTE: a message deleted while the session was loading its snapshot
+            # may be subtracted although the snapshot no longer counted it; the
+            # count corrects itself at the next read of the conversation.
+            remaining = previous.unread_message_count - 1
+            if remaining <= 0:
+                return table.pop(conversation_id, None) is not None
+            table[conversation_id] = previous.model_copy(update={"unread_message_count": remaining})
             return True
         if isinstance(event, ConversationUpdated):
             if me_id in event.removed_user_ids:

@@ -38,6 +38,20 @@ const STYLES = `
 .tjs-message--grouped .tjs-message__meta { display: none; }
 .tjs-message__edited, .tjs-message__receipt { font-style: italic; }
 .tjs-typing { color: var(--tjs-muted); font-size: 0.8em; padding: 0 14px; min-height: 1.2em; }
+.tjs-actions { display: flex; gap: 6px; font-size: 0.75em; justify-content: flex-end; }
+.tjs-actions button, .tjs-editor button, .tjs-leave { font: inherit; background: none; border: 0;
+  color: var(--tjs-accent); cursor: pointer; padding: 0 2px; }
+.tjs-actions button:focus-visible, .tjs-editor button:focus-visible, .tjs-leave:focus-visible {
+  outline: 2px solid var(--tjs-accent); outline-offset: 1px; }
+.tjs-editor { display: flex; flex-direction: column; gap: 4px; min-width: 240px; }
+.tjs-editor textarea { font: inherit; padding: 4px 6px; border: 1px solid var(--tjs-border);
+  border-radius: 6px; min-height: 3em; }
+.tjs-message mark { background: #fde68a; color: inherit; }
+.tjs-message pre { white-space: pre-wrap; margin: 4px 0; }
+.tjs-message code { font-family: ui-monospace, monospace; background: rgba(0,0,0,0.06);
+  padding: 0 3px; border-radius: 3px; }
+.tjs-chatbox__header { display: flex; align-items: center; gap: 8px; }
+.tjs-chatbox__header .tjs-title { flex: 1; }
 .tjs-row { display: flex; flex-direction: column; align-items: flex-start; }
 .tjs-row--own { align-items: flex-end; }
 .tjs-row--system { align-items: center; }
@@ -209,30 +223,61 @@ export function Timestamp({ ms }) {
 // The message composer. Keystrokes stay in the browser: the server only
 // hears about a message when it is sent, with a fresh idempotency key so a
 // replayed event never sends it twice.
+const DRAFT_PREFIX = "talkjs-components-draft:";
+const TYPING_REPEAT_MS = 2500;
+
+function readDraft(conversationId) {
+  try {
+    return (conversationId && window.sessionStorage.getItem(DRAFT_PREFIX + conversationId)) || "";
+  } catch (error) {
+    return "";
+  }
+}
+
+function writeDraft(conversationId, text) {
+  if (!conversationId) return;
+  try {
+    if (text) window.sessionStorage.setItem(DRAFT_PREFIX + conversationId, text);
+    else window.sessionStorage.removeItem(DRAFT_PREFIX + conversationId);
+  } catch (error) {
+    // Storage may be disabled; the draft then lives only in this field.
+  }
+}
+
 export function Composer({
   onSend,
+  onTyping,
+  onFocus,
+  onBlur,
   label,
   sendLabel,
   placeholder,
   disabled,
   disabledPlaceholder,
   enterSendsMessage = true,
+  autofocus = true,
+  spellcheck = false,
   conversationId,
   ack,
   maxLength,
 }) {
-  const [text, setText] = useState("");
+  const [text, setText] = useState(() => readDraft(conversationId));
   const input = useRef(null);
   const pending = useRef({});
   const previousConversation = useRef(conversationId);
+  const typingSince = useRef(0);
 
-  // A different conversation starts with an empty field; the first load
-  // (from none to one) keeps what was typed while it loaded.
+  // Drafts are kept per conversation in the tab's sessionStorage, so they
+  // survive reconnects and reloads. A different conversation brings its own
+  // draft; the first load (from none to one) keeps what was typed meanwhile.
   useEffect(() => {
     const previous = previousConversation.current;
     previousConversation.current = conversationId;
-    if (previous && previous !== conversationId) setText("");
+    if (previous && previous !== conversationId) setText(readDraft(conversationId));
+    else if (!previous && conversationId && !text) setText(readDraft(conversationId));
+    if (conversationId && autofocus && !disabled && input.current) input.current.focus();
   }, [conversationId]);
+  useEffect(() => writeDraft(conversationId, text), [text, conversationId]);
 
   // The server acknowledges every send. A failed one comes back into an
   // empty field, so the text is not lost.
@@ -243,12 +288,31 @@ export function Composer({
     if (!ack.ok) setText((current) => (current ? current : draft));
   }, [ack]);
 
+  const stopTyping = () => {
+    if (typingSince.current && onTyping) onTyping({ typing: false });
+    typingSince.current = 0;
+  };
+  const onInput = (event) => {
+    const value = event.target.value;
+    setText(value);
+    if (!onTyping) return;
+    if (!value) {
+      stopTyping();
+      return;
+    }
+    const now = Date.now();
+    if (now - typingSince.current > TYPING_REPEAT_MS) {
+      typingSince.current = now;
+      onTyping({ typing: true });
+    }
+  };
   const send = () => {
     const trimmed = text.trim();
     if (disabled || !trimmed) return;
     const key = newKey();
     pending.current[key] = text;
     onSend({ text: trimmed, key });
+    typingSince.current = 0;
     setText("");
     if (input.current) input.current.focus();
   };
@@ -270,10 +334,56 @@ export function Composer({
       rows: 1,
       dir: "auto",
       maxLength,
+      spellcheck,
+      onInput,
+      onKeyDown,
+      onFocus: () => onFocus && onFocus({}),
+      onBlur: () => {
+        stopTyping();
+        if (onBlur) onBlur({});
+      },
+    }),
+    h("button", { type: "button", onClick: send, disabled: disabled || !text.trim() }, sendLabel),
+  );
+}
+
+// Inline editing of an own message: Enter saves, Shift+Enter adds a line,
+// Escape cancels.
+export function MessageEditor({ initialText, label, saveLabel, cancelLabel, onSave, onCancel, maxLength }) {
+  const [text, setText] = useState(initialText || "");
+  const input = useRef(null);
+  useEffect(() => {
+    if (input.current) {
+      input.current.focus();
+      input.current.setSelectionRange(text.length, text.length);
+    }
+  }, []);
+  const save = () => {
+    if (text.trim()) onSave({ text: text.trim() });
+  };
+  const onKeyDown = (event) => {
+    if (event.key === "Escape") {
+      event.preventDefault();
+      onCancel({});
+    } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      save();
+    }
+  };
+  return h(
+    "div",
+    { className: "tjs-editor" },
+    h("textarea", {
+      ref: input,
+      "aria-label": label,
+      value: text,
+      dir: "auto",
+      maxLength,
       onInput: (event) => setText(event.target.value),
       onKeyDown,
     }),
-    h("button", { type: "button", onClick: send, disabled: disabled || !text.trim() }, sendLabel),
+    h("button", { type: "button", onClick: save, disabled: !text.trim() }, saveLabel),
+    h("button", { type: "button", onClick: () => onCancel({}) }, cancelLabel),
   );
 }
 
