@@ -19,20 +19,23 @@ markers inside URLs stay text. An opening marker must be at the start or after
 whitespace, punctuation or a symbol (emoji included), and must be followed by a
 character that is not whitespace. A closing marker must follow a character that
 is not whitespace, and must be at the end or before whitespace, punctuation or a
-symbol. A doubled marker such as ``**`` is never a delimiter. Inline markers and
-code spans end at a line break. Each opening marker pairs with the nearest
+symbol. The same rules hold for the backticks of code spans. A doubled marker
+such as ``**`` is never a delimiter. Inline markers and code spans end at a
+line break. Each opening marker pairs with the nearest
 closing marker of its kind. Bold, italic and strikethrough nest in any order,
 but no style nests inside itself. Code spans and links take precedence over the
 other styles, so markers inside them are text.
 
-Every element boundary falls between two grapheme clusters, so formatting never
-splits an emoji ZWJ sequence, a flag, a skin tone, a keycap or a letter with
-combining marks. A marker whose boundary would split one stays text.
+Element boundaries never split an emoji ZWJ sequence, a flag, a skin tone, a
+keycap or a letter with combining marks, because a marker, fence, URL or
+highlight whose edge would split one stays text. ``_is_grapheme_boundary``
+lists the rules covered.
 
 The output keeps line breaks as ``"\\n"`` in text, which needs
 ``white-space: pre-wrap`` on the message element (``.tjs-message__text`` sets
 it). Long words are not broken here because ``overflow-wrap: anywhere`` on
-``.tjs-message`` wraps them.
+``.tjs-message`` wraps them. ``<pre>`` needs ``white-space: pre-wrap`` of its
+own, because browsers default it to ``pre``.
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ __all__ = ["format_message_text", "message_plain_text"]
 _LINK_REL = "noopener noreferrer nofollow"
 """The ``rel`` of every link in a message.
 
-``nofollow`` keeps sites that users post from gaining search ranking.
+``nofollow`` marks the links as not endorsed, so search engines do not rank
+the linked sites higher for them.
 ``noopener`` stops the opened page from reaching this page through
 ``window.opener``. ``noreferrer`` keeps the chat page's URL, which may contain
 conversation ids, out of the ``Referer`` header that the linked site receives.
@@ -70,8 +74,13 @@ _LANGUAGE_LINE = re.compile(r"([A-Za-z0-9][A-Za-z0-9_+#.-]{0,31})\r?\n")
 """A language word such as ``python`` or ``c++`` on the line of the opening fence."""
 
 _URL_EXCLUDED = r"\s<>\"`\x00-\x1f\x7f-\x9f\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff"
-"""Characters that end a URL: whitespace, controls, bidirectional controls and
-the characters that RFC 3986 excludes and that commonly enclose a URL."""
+"""Characters that end a URL candidate.
+
+These are whitespace, control characters, invisible format characters (zero
+width space, word joiner, byte order mark and the bidirectional controls), and
+``<``, ``>``, ``"`` and the backtick, which RFC 3986 excludes and which often
+enclose a URL.
+"""
 
 _URL_FORBIDDEN = re.compile(f"[{_URL_EXCLUDED}]")
 
@@ -82,7 +91,11 @@ _URL_CANDIDATE = re.compile(
 """A URL of an allowed scheme that does not continue a word (``_`` may precede it)."""
 
 _URL_TRAILING_PUNCTUATION = frozenset(".,:;!?'*_~\u2018\u2019\u201c\u201d\u00ab\u00bb")
-"""Characters dropped from the end of a URL, as GitHub's autolinks drop them."""
+"""Characters dropped from the end of a URL.
+
+The extended autolinks of the GitHub Flavored Markdown spec drop ``?!.,:*_~``.
+This set adds ``;``, the apostrophe, typographic quotes and guillemets.
+"""
 
 _URL_CLOSING_BRACKETS: Mapping[str, str] = {")": "(", "]": "["}
 
@@ -131,8 +144,8 @@ def format_message_text(text: str, *, highlighted_words: Sequence[str] = ()) -> 
     """
     if isinstance(highlighted_words, str):
         raise TypeError(
-            f"highlighted_words must be a sequence of words, not the str {highlighted_words!r}; "
-            "wrap it in a list"
+            f"highlighted_words must be a sequence of words, not the str {highlighted_words!r}. "
+            "Wrap a single word in a list."
         )
     pattern = _highlight_pattern(tuple(highlighted_words))
     children: list[VdomChild] = []
@@ -196,12 +209,14 @@ def _is_grapheme_boundary(text: str, index: int) -> bool:
     """Return whether a boundary at ``index`` keeps every grapheme cluster whole.
 
     This follows the rules of Unicode Standard Annex #29 that matter here: CR LF,
-    extending characters, ZWJ sequences and regional indicator pairs. It says no
-    to every boundary directly after a ZWJ, which is stricter than the annex.
+    extending characters, ZWJ sequences and regional indicator pairs. It rejects
+    every boundary directly after a ZWJ, which is stricter than the annex.
 
-    NOTE: prepended concatenation marks such as U+0600 and Hangul syllable
-    sequences are not handled. No marker can split Hangul, but a marker right
-    after a prepended mark could.
+    Hangul syllable sequences need no rule, because markers and whole-word
+    matches never sit between two letters.
+
+    NOTE: characters with Grapheme_Cluster_Break=Prepend, such as U+0600, are
+    not handled, so a closing marker right after one splits it from the marker.
     """
     if index <= 0 or index >= len(text):
         return True
@@ -234,8 +249,9 @@ def _regional_indicator_run_starts(text: str) -> list[int]:
 def _is_removable(text: str, start: int, stop: int) -> bool:
     """Return whether removing ``text[start:stop]`` leaves every grapheme cluster whole.
 
-    Both edges must be cluster boundaries, and the characters that become
-    neighbours must not join: two regional indicators would form a flag.
+    Both edges must be cluster boundaries. The characters that become
+    neighbours must not join either, as two regional indicators would join
+    into a flag.
 
     NOTE: two removals side by side, as in ``*a🇮*_🇱b_``, can still bring two
     regional indicators together in the plain text.
@@ -444,7 +460,9 @@ class _InlineParser:
         # Code spans and links never overlap: a URL cannot contain a backtick.
         self.atoms = sorted(code_spans + links, key=lambda atom: atom[0])
         self.atom_starts = [start for start, _, _ in self.atoms]
-        self._find_emphasis_markers(covered)
+        openers, self.closers = self._find_emphasis_markers(covered)
+        self.opener_positions = [index for index, _ in openers]
+        self.opener_markers = [marker for _, marker in openers]
 
     def parse(self) -> list[_Node]:
         return self._parse_range(0, len(self.text), frozenset(_EMPHASIS_TAGS))
@@ -478,22 +496,28 @@ class _InlineParser:
                 links.append((start, end, _link(url)))
         return links
 
-    def _find_emphasis_markers(self, covered: bytearray) -> None:
-        """Store the positions, outside code spans and links, where markers can open or close."""
+    def _find_emphasis_markers(
+        self, covered: bytearray
+    ) -> tuple[list[tuple[int, str]], dict[str, list[int]]]:
+        """Find the markers outside code spans and links that can open or close a style.
+
+        Returns:
+            The openers as sorted ``(position, marker)`` pairs, and the sorted
+            closer positions of each marker.
+        """
         text = self.text
         openers: list[tuple[int, str]] = []
-        self.closers: dict[str, list[int]] = {}
+        closers: dict[str, list[int]] = {}
         for marker in _EMPHASIS_TAGS:
             positions = [index for index in _marker_positions(text, marker) if not covered[index]]
             openers.extend(
                 (index, marker) for index in positions if _is_opening_marker(text, index, marker)
             )
-            self.closers[marker] = [
+            closers[marker] = [
                 index for index in positions if _is_closing_marker(text, index, marker)
             ]
         openers.sort()
-        self.opener_positions = [index for index, _ in openers]
-        self.opener_markers = [marker for _, marker in openers]
+        return openers, closers
 
     def _line_end(self, index: int) -> int:
         position = bisect_left(self.line_breaks, index)

@@ -1,0 +1,289 @@
+"""Chatbox features in a ReactPy Layout: props, editing, deleting, typing, events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from reactpy import Ref
+
+from talkjs_components import Chatbox, Session, TalkSession
+from talkjs_components.auth import create_user_token
+from talkjs_components.components.chatbox_events import (
+    LeaveConversationEvent,
+    SendMessageEvent,
+)
+from talkjs_components.components.chatbox_props import parse_chatbox_props
+from talkjs_components.embedded import EmbeddedBackend
+from talkjs_components.errors import InvalidInput
+from talkjs_components.models import AccessLevel, Participation
+from talkjs_components.service import TRUSTED
+from talkjs_components.session import UIBox
+
+from .layout_tools import LayoutRunner, find_all
+from .waiting import wait_until
+
+
+def _alice(backend: EmbeddedBackend, *children: Any, **props: Any) -> Any:
+    token = create_user_token(backend.app, "alice")
+    return Session(*children, app_id=backend.app.app_id, user_id="alice", token=token, **props)
+
+
+def _loaded(runner: LayoutRunner) -> bool:
+    return "Bob, Carol" in runner.text
+
+
+def _elements(runner: LayoutRunner, tag: str) -> list[dict[str, Any]]:
+    return find_all(runner.model, lambda node: node.get("tagName") == tag)
+
+
+async def _click(runner: LayoutRunner, label: str) -> None:
+    """Click the first button whose text or aria-label is ``label``."""
+    for button in _elements(runner, "button"):
+        attributes = button.get("attributes", {})
+        texts = "".join(child for child in button.get("children", []) if isinstance(child, str))
+        if label in (texts, attributes.get("aria-label")):
+            target = button["eventHandlers"]["onClick"]["target"]
+            await runner.layout.deliver({"type": "layout-event", "target": target, "data": [{}]})
+            return
+    raise LookupError(f"no button {label!r}")
+
+
+def test_props_camel_case_and_validation() -> None:
+    options = parse_chatbox_props(
+        {
+            "showChatHeader": False,
+            "messageField": {"placeholder": "Write", "enterSendsMessage": False},
+            "highlightedWords": ["urgent"],
+            "theme": {"accent": "#0a7"},
+            "dir": "rtl",
+            "onSendMessage": print,
+        }
+    )
+    assert options.show_chat_header is False
+    assert options.message_field.placeholder == "Write"
+    assert options.message_field.enter_sends_message is False
+    assert options.highlighted_words == ("urgent",)
+    assert options.css_variables() == {"--tjs-accent": "#0a7"}
+    assert options.dir == "rtl"
+    assert "on_send_message" in options.events
+
+
+@pytest.mark.parametrize(
+    ("props", "fragment"),
+    [
+        ({"onSendMesage": print}, "no event 'onSendMesage'"),
+        ({"colour": "red"}, "no prop 'colour'"),
+        ({"dir": "up"}, "'ltr', 'rtl' or 'auto'"),
+        ({"message_field": {"size": 3}}, "no option 'size'"),
+        ({"theme": {"Accent!": "red"}}, "theme name 'Accent!' is invalid"),
+        ({"theme": {"accent": "red; color: blue"}}, "without ';'"),
+        ({"highlighted_words": "urgent"}, "list of strings"),
+        ({"message_filter": {"type": ["=", "UserMessage"]}}, "unknown operator '='"),
+    ],
+)
+def test_invalid_props_rejected(props: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_chatbox_props(props)
+    assert fragment in caught.value.message
+
+
+async def test_invalid_props_shown_as_alert(backend: EmbeddedBackend) -> None:
+    root = _alice(backend, Chatbox(conversation_id="group", dir="sideways"))
+    async with LayoutRunner(root) as runner:
+        await runner.until(lambda r: "'ltr', 'rtl' or 'auto'" in r.text)
+
+
+async def test_chatbox_ref_set_and_cleared(backend: EmbeddedBackend) -> None:
+    ref: Ref[UIBox | None] = Ref(None)
+    session_ref: Ref[TalkSession | None] = Ref(None)
+    root = _alice(
+        backend, Chatbox(conversation_id="group", chatbox_ref=ref), session_ref=session_ref
+    )
+    async with LayoutRunner(root) as runner:
+        await runner.until(lambda r: _loaded(r) and ref.current is not None)
+        box = ref.current
+        assert box is not None
+        assert box.current_conversation_id == "group"
+        assert box.is_alive
+    assert ref.current is None
+    assert not box.is_alive
+
+
+async def test_message_filter_and_highlights(backend: EmbeddedBackend) -> None:
+    await backend.service.send_message(TRUSTED, "group", "urgent: lunch", sender_id="bob")
+    await backend.service.send_message(TRUSTED, "group", "from carol", sender_id="carol")
+    chatbox = Chatbox(
+        conversation_id="group",
+        message_filter={"sender": {"id": ["==", "bob"]}},
+        highlighted_words=["urgent"],
+    )
+    async with LayoutRunner(_alice(backend, chatbox)) as runner:
+        await runner.until(lambda r: _loaded(r) and "lunch" in r.text)
+        assert "from carol" not in runner.text
+        marks = _elements(runner, "mark")
+        assert [mark["children"] for mark in marks] == [["urgent"]]
+
+
+async def test_header_and_composer_can_hide(backend: EmbeddedBackend) -> None:
+    chatbox = Chatbox(
+        conversation_id="group", show_chat_header=False, message_field={"visible": False}
+    )
+    async with LayoutRunner(_alice(backend, chatbox)) as runner:
+        await runner.until(lambda r: "No messages yet" in r.text)
+        assert "Bob, Carol" not in runner.text
+        assert not find_all(runner.model, lambda node: "onSend" in node.get("eventHandlers", {}))
+
+
+async def test_edit_own_message(backend: EmbeddedBackend) -> None:
+    await backend.service.send_message(TRUSTED, "group", "tpyo here", sender_id="alice")
+    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+        await runner.until(lambda r: _loaded(r) and "tpyo here" in r.text)
+        await _click(runner, "Edit message")
+        await runner.until(lambda r: bool(find_all(r.model, _has_handler("onSave"))))
+        await runner.trigger("onSave", {"text": "typo fixed"})
+        await runner.until(lambda r: "typo fixed" in r.text and "(edited)" in r.text)
+    page = await backend.service.list_messages(TRUSTED, "group")
+    assert page.messages[0].text == "typo fixed"
+
+
+async def test_delete_asks_first(backend: EmbeddedBackend) -> None:
+    await backend.service.send_message(TRUSTED, "group", "oops", sender_id="alice")
+    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+        await runner.until(lambda r: _loaded(r) and "oops" in r.text)
+        await _click(runner, "Delete message")
+        await runner.until(lambda r: "Delete this message?" in r.text)
+        assert (await backend.service.list_messages(TRUSTED, "group")).messages
+        await _click(runner, "Delete")
+        await runner.until(lambda r: "oops" not in r.text)
+    assert (await backend.service.list_messages(TRUSTED, "group")).messages == []
+
+
+async def test_others_messages_have_no_actions(backend: EmbeddedBackend) -> None:
+    await backend.service.send_message(TRUSTED, "group", "bob's", sender_id="bob")
+    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+        await runner.until(lambda r: _loaded(r) and "bob's" in r.text)
+        labels = [b.get("attributes", {}).get("aria-label") for b in _elements(runner, "button")]
+        assert "Edit message" not in labels
+
+
+async def test_edits_and_deletes_arrive_live(backend: EmbeddedBackend) -> None:
+    sent = await backend.service.send_message(TRUSTED, "group", "first draft", sender_id="bob")
+    gone = await backend.service.send_message(TRUSTED, "group", "to be removed", sender_id="bob")
+    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+        await runner.until(lambda r: _loaded(r) and "to be removed" in r.text)
+        await backend.service.edit_message("bob", "group", sent.id, text="final text")
+        await backend.service.delete_message("bob", "group", gone.id)
+        await runner.until(lambda r: "final text" in r.text and "to be removed" not in r.text)
+
+
+async def test_typing_indicator_shows_and_clears(backend: EmbeddedBackend) -> None:
+    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+        await runner.until(_loaded)
+        await backend.service.set_typing("bob", "group", True)
+        await runner.until(lambda r: "Bob is typing…" in r.text)
+        await backend.service.set_typing("carol", "group", True)
+        await runner.until(lambda r: "Bob and Carol are typing…" in r.text)
+        await backend.service.send_message(TRUSTED, "group", "done", sender_id="bob")
+        await runner.until(lambda r: "Carol is typing…" in r.text and "Bob and" not in r.text)
+        await backend.service.set_typing("carol", "group", False)
+        await runner.until(lambda r: "typing" not in r.text)
+
+
+async def test_composer_typing_reaches_others(backend: EmbeddedBackend) -> None:
+    seen: list[tuple[str, bool]] = []
+    backend.service.subscribe(
+        "bob",
+        lambda event: (
+            seen.append((event.user_id, event.typing)) if event.type == "typing_changed" else None
+        ),
+    )
+    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+        await runner.until(_loaded)
+        await runner.trigger("onTyping", {"typing": True})
+        await wait_until(lambda: ("alice", True) in seen, what="alice's typing event")
+
+
+async def test_send_message_override_and_cancel(backend: EmbeddedBackend) -> None:
+    def shout(event: SendMessageEvent) -> None:
+        if event.text == "secret":
+            event.override(cancel=True)
+        else:
+            event.override(text=event.text.upper(), custom={"shouted": "yes"})
+
+    chatbox = Chatbox(conversation_id="group", on_send_message=shout)
+    async with LayoutRunner(_alice(backend, chatbox)) as runner:
+        await runner.until(_loaded)
+        await runner.trigger("onSend", {"text": "secret", "key": "k1"})
+        await runner.trigger("onSend", {"text": "hello", "key": "k2"})
+        await runner.until(lambda r: "HELLO" in r.text)
+    messages = (await backend.service.list_messages(TRUSTED, "group")).messages
+    assert [(m.text, m.custom) for m in messages] == [("HELLO", {"shouted": "yes"})]
+
+
+async def test_focus_and_blur_events(backend: EmbeddedBackend) -> None:
+    events: list[str] = []
+    chatbox = Chatbox(
+        conversation_id="group",
+        on_focus=lambda: events.append("focus"),
+        on_blur=lambda: events.append("blur"),
+    )
+    async with LayoutRunner(_alice(backend, chatbox)) as runner:
+        await runner.until(_loaded)
+        await runner.trigger("onFocus", {})
+        await runner.trigger("onBlur", {})
+        await wait_until(lambda: events == ["focus", "blur"], what="focus then blur")
+
+
+async def test_leave_conversation_cancellable(backend: EmbeddedBackend) -> None:
+    attempts: list[LeaveConversationEvent] = []
+
+    def keep_first(event: LeaveConversationEvent) -> None:
+        attempts.append(event)
+        if len(attempts) == 1:
+            event.prevent_default()
+
+    chatbox = Chatbox(conversation_id="group", on_leave_conversation=keep_first)
+    async with LayoutRunner(_alice(backend, chatbox)) as runner:
+        await runner.until(_loaded)
+        await _click(runner, "Leave conversation")
+        await wait_until(lambda: len(attempts) == 1)
+        conversation = await backend.service.get_conversation(TRUSTED, "group")
+        assert "alice" in conversation.participants
+        await _click(runner, "Leave conversation")
+        await wait_until(lambda: len(attempts) == 2)
+        for _ in range(100):
+            conversation = await backend.service.get_conversation(TRUSTED, "group")
+            if "alice" not in conversation.participants:
+                break
+            await wait_until(lambda: True)
+        assert "alice" not in conversation.participants
+
+
+async def test_as_guest_is_read_only(backend: EmbeddedBackend) -> None:
+    await backend.service.send_message(TRUSTED, "group", "unread", sender_id="bob")
+    chatbox = Chatbox(conversation_id="group", as_guest=True)
+    async with LayoutRunner(_alice(backend, chatbox)) as runner:
+        await runner.until(lambda r: _loaded(r) and "unread" in r.text)
+        assert not find_all(runner.model, _has_handler("onSend"))
+        await runner.trigger("onSeen", {})
+    assert (await backend.service.get_unreads("alice"))[0].unread_message_count == 1
+
+
+async def test_read_participant_cannot_write(backend: EmbeddedBackend) -> None:
+    await backend.service.sync_conversation(
+        TRUSTED,
+        "announcements",
+        participants={
+            "alice": Participation(access=AccessLevel.READ),
+            "bob": Participation(),
+        },
+    )
+    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="announcements"))) as runner:
+        await runner.until(lambda r: "Bob" in r.text)
+        composer = find_all(runner.model, _has_handler("onSend"))[0]
+        assert composer["attributes"]["disabled"] is True
+
+
+def _has_handler(name: str) -> Any:
+    return lambda node: name in node.get("eventHandlers", {})
