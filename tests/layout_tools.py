@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 from types import TracebackType
@@ -61,7 +62,13 @@ def _Wrapper(element: Any) -> Any:
 
 
 class LayoutRunner:
-    """Render a component tree in a ReactPy ``Layout`` and keep its current model."""
+    """Render a component tree in a ReactPy ``Layout`` and keep its current model.
+
+    A background task takes every update as the layout produces it, the way
+    ReactPy's server loop does. ``Layout.render()`` is never cancelled midway:
+    cancelling it can drop a render that was already taken from the queue,
+    after which that component never renders again.
+    """
 
     def __init__(self, root: Any) -> None:
         if not isinstance(root, Component):
@@ -70,9 +77,13 @@ class LayoutRunner:
         self.model: Any = {}
         self.update_sizes: list[int] = []
         """Size in bytes of each update as JSON, the form ReactPy sends to the browser."""
+        self._updated = asyncio.Event()
+        self._pump: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
 
     async def __aenter__(self) -> LayoutRunner:
         await self.layout.__aenter__()
+        self._pump = asyncio.get_running_loop().create_task(self._take_updates())
         await self.render()
         return self
 
@@ -82,13 +93,33 @@ class LayoutRunner:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
         await self.layout.__aexit__(exc_type, exc, traceback)  # type: ignore[arg-type]
 
+    async def _take_updates(self) -> None:
+        try:
+            while True:
+                update = await self.layout.render()
+                self.update_sizes.append(len(json.dumps(update, separators=(",", ":")).encode()))
+                self.model = _set_pointer(self.model, update["path"], update["model"])
+                self._updated.set()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._failure = exc
+            self._updated.set()
+
     async def render(self, timeout: float = 5.0) -> None:
-        """Wait for the next update and apply it to ``model``."""
-        update = await asyncio.wait_for(self.layout.render(), timeout)
-        self.update_sizes.append(len(json.dumps(update, separators=(",", ":")).encode()))
-        self.model = _set_pointer(self.model, update["path"], update["model"])
+        """Wait until at least one more update has been applied to ``model``."""
+        self._updated.clear()
+        try:
+            await asyncio.wait_for(self._updated.wait(), timeout)
+        finally:
+            if self._failure is not None:
+                raise self._failure
 
     async def trigger(self, handler_name: str, *arguments: Any) -> None:
         """Call the first event handler named ``handler_name`` as the browser would.
@@ -110,7 +141,7 @@ class LayoutRunner:
         return text_of(self.model)
 
     async def until(self, predicate: Callable[[LayoutRunner], bool], timeout: float = 5.0) -> None:
-        """Render updates until ``predicate(self)`` holds.
+        """Wait, as updates arrive, until ``predicate(self)`` holds.
 
         Raises:
             TimeoutError: It did not hold within ``timeout`` seconds; the
@@ -124,8 +155,6 @@ class LayoutRunner:
                 raise TimeoutError(
                     f"condition not met within {timeout} s; rendered text: {self.text!r}"
                 )
-            # Short slices, so a condition that turns true without a render is seen too.
-            try:
+            # Short waits, so a condition that turns true without an update is seen too.
+            with contextlib.suppress(TimeoutError):
                 await self.render(timeout=min(remaining, 0.05))
-            except TimeoutError:
-                continue

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from reactpy import config, reactjs
-from reactpy.core import layout as layout_module
 
 __all__ = [
     "Composer",
@@ -20,7 +19,6 @@ __all__ = [
     "Notifier",
     "Timestamp",
     "load_js_components",
-    "repair_detached_renders",
     "use_serial_rendering",
 ]
 
@@ -55,54 +53,3 @@ def use_serial_rendering() -> None:
 
 
 use_serial_rendering()
-
-
-def _find_live_state(root: Any, life_cycle_state_id: object) -> Any:
-    """Return the model state of the live tree that renders ``life_cycle_state_id``."""
-    pending = [root]
-    while pending:
-        state = pending.pop()
-        if state.is_component_state and state.life_cycle_state.id == life_cycle_state_id:
-            return state
-        pending.extend(state.children_by_key.values())
-    return None
-
-
-def repair_detached_renders() -> None:
-    """Work around "detached model state" errors of ReactPy 2.0.0b13's serial rendering.
-
-    A component that renders by itself right after an ancestor rendered can
-    find the layout's index pointing at its previous model state, whose parent
-    is gone, and the whole layout then fails. This replaces the serial render
-    loop with one that looks such a component up in the live tree, repairs
-    the index and renders the live state, or skips the render when the
-    component is no longer in the tree. Chat lists depend on small components
-    rendering by themselves, so they meet this case.
-    """
-    if getattr(layout_module.Layout._serial_render, "_talkjs_repaired", False):
-        return
-
-    async def serial_render(self: Any) -> Any:
-        states = self._model_states_by_life_cycle_state_id
-        while True:
-            life_cycle_state_id = await self._rendering_queue.get()
-            model_state = states.get(life_cycle_state_id)
-            if model_state is None:
-                continue
-            try:
-                model_state.parent  # noqa: B018 - the property raises when detached
-            except RuntimeError:
-                root = states[self._root_life_cycle_state_id]
-                live = _find_live_state(root, life_cycle_state_id)
-                if live is None:
-                    continue
-                states[life_cycle_state_id] = model_state = live
-            except AttributeError:
-                pass  # the root has no parent
-            return await self._create_layout_update(model_state)
-
-    serial_render._talkjs_repaired = True  # type: ignore[attr-defined]
-    layout_module.Layout._serial_render = serial_render  # type: ignore[method-assign]
-
-
-repair_detached_renders()

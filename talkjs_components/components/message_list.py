@@ -70,10 +70,9 @@ def MessageList(
 ) -> VdomDict:
     """Render the welcome messages and ``slots`` block components.
 
-    This component has no state and re-renders only with the chatbox. ReactPy
-    2.0.0b13's serial rendering can fail on a component rendered by itself
-    right after its parent rendered by itself ("detached model state"), so the
-    blocks are the only parts that render by themselves.
+    This component has no state and re-renders only with the chatbox, which
+    happens when the cache outgrows the rendered blocks. Everything that
+    changes often renders by itself: each block, and the status element.
     """
     rows: list[Any] = [
         html.div(
