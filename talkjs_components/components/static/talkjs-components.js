@@ -155,11 +155,16 @@ export function MessageLog({ label, className, children, newMessagesLabel, onNea
       atBottom.current = false;
     }
     lastTop.current = current.scrollTop;
+    loadOlderAtTop();
+  };
+  // Asks once per first message, so a load in flight is not requested again.
+  const loadOlderAtTop = () => {
+    const current = ref.current;
     const status = readStatus();
-    if (current.scrollTop < 80 && status.hasOlder && onNearTop && requestedFor.current !== status.firstId) {
-      requestedFor.current = status.firstId;
-      onNearTop({ firstId: status.firstId });
-    }
+    if (!current || current.scrollTop >= 80 || !status.hasOlder || !onNearTop) return;
+    if (requestedFor.current === status.firstId) return;
+    requestedFor.current = status.firstId;
+    onNearTop({ firstId: status.firstId });
   };
 
   useLayoutEffect(() => {
@@ -174,6 +179,9 @@ export function MessageLog({ label, className, children, newMessagesLabel, onNea
     }
     follow();
     if (before.lastId !== lastId) window.setTimeout(reportSeen, 0);
+    // The status can update after the rows, so a reader waiting at the top
+    // gets the next page without scrolling again.
+    loadOlderAtTop();
     previous.current = { firstId, lastId, height: 0, top: 0 };
   });
   useEffect(() => {
