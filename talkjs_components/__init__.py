@@ -4,7 +4,16 @@ Only the names listed in ``__all__`` here and in the submodules' ``__all__``
 are public.
 """
 
-from .components import Chatbox, Session, use_session, use_unreads
+from .components import (
+    Chatbox,
+    ConversationSelectedEvent,
+    Inbox,
+    Popup,
+    SelectConversationEvent,
+    Session,
+    use_session,
+    use_unreads,
+)
 from .errors import (
     AuthError,
     ChatError,
@@ -32,12 +41,16 @@ __all__ = [
     "Chatbox",
     "Conversation",
     "ConversationBuilder",
+    "ConversationSelectedEvent",
+    "Inbox",
     "InvalidInput",
     "Message",
     "MessageType",
     "NotFound",
     "Participation",
     "PermissionDenied",
+    "Popup",
+    "SelectConversationEvent",
     "Session",
     "SessionDestroyed",
     "SessionMessage",

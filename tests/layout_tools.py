@@ -94,10 +94,30 @@ class LayoutRunner:
         traceback: TracebackType | None,
     ) -> None:
         if self._pump is not None:
+            await self._settle()
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
         await self.layout.__aexit__(exc_type, exc, traceback)  # type: ignore[arg-type]
+
+    async def _settle(self, quiet: float = 0.05, limit: float = 2.0) -> None:
+        """Wait until no update arrived for ``quiet`` seconds (at most ``limit`` seconds).
+
+        The pump is then waiting for the next render, not inside one, so
+        cancelling it cannot cut a render in half.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while loop.time() < deadline and not self._pump_failed:
+            self._updated.clear()
+            try:
+                await asyncio.wait_for(self._updated.wait(), quiet)
+            except TimeoutError:
+                return
+
+    @property
+    def _pump_failed(self) -> bool:
+        return self._failure is not None
 
     async def _take_updates(self) -> None:
         try:

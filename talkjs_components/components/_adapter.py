@@ -53,3 +53,12 @@ def use_serial_rendering() -> None:
 
 
 use_serial_rendering()
+
+
+_BOXES_MODULE = Path(__file__).parent / "static" / "talkjs-boxes.js"
+
+# Browser-side parts of Inbox and Popup, served at /reactpy/modules/talkjs-boxes.js.
+_box_constructors: list[Any] = reactjs.component_from_file(
+    _BOXES_MODULE, ["FeedTime", "InboxFocus", "PopupController"], name="talkjs-boxes"
+)
+FeedTime, InboxFocus, PopupController = _box_constructors

@@ -144,7 +144,13 @@ def Session(*children: VdomChild, **props: Any) -> Any:
         def forward(name: str) -> Callable[[Any], Any]:
             def handler(payload: Any) -> Any:
                 callback = latest.current.get(name)
-                return callback(payload) if callback is not None else None
+                if callback is not None:
+                    return callback(payload)
+                if name == "on_desktop_notification_clicked":
+                    # No handler on this render: do what TalkJS does without one.
+                    for inbox in session.get_inboxes():
+                        inbox.select(payload.conversation.id)
+                return None
 
             return handler
 

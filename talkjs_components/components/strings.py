@@ -44,6 +44,21 @@ STRINGS: dict[str, str] = {
     "leave": "Leave conversation",
     "leave_failed": "Could not leave the conversation: {reason}",
     "participants_title": "{names}",
+    "inbox_title": "Conversations",
+    "feed_label": "Conversations",
+    "feed_loading": "Loading conversations…",
+    "feed_empty": "No conversations to show.",
+    "feed_load_failed": "Could not load your conversations: {reason}",
+    "feed_no_messages": "No messages yet",
+    "feed_now": "now",
+    "unread_message": "{count} unread message",
+    "unread_messages": "{count} unread messages",
+    "back": "Back",
+    "back_label": "Back to conversations",
+    "open_chat": "Open chat",
+    "close_chat": "Close chat",
+    "close": "Close",
+    "popup_label": "Chat",
 }
 
 

@@ -1,7 +1,7 @@
 // Browser-side pieces of the Inbox and Popup components, loaded by ReactPy as
 // a JS module. "react" resolves to the Preact build that ReactPy ships, so
 // this file needs no bundler and no network access.
-import React, { useEffect, useRef, useState } from "react";
+import React, { useEffect, useLayoutEffect, useRef, useState } from "react";
 
 const h = React.createElement;
 const STYLE_ID = "talkjs-boxes-style";
@@ -202,10 +202,9 @@ function writeStorage(key, value) {
 }
 
 // Browser-side behaviour of a Popup:
-// - reports on mount whether sessionStorage says the popup was open
-//   (onRestore({open})), and once Python has seen that report (`ready`)
-//   stores the open state while `keepOpen` is set;
-// - closes on Escape pressed inside the popup or on the page body (onEscape);
+// - reports on mount whether sessionStorage records the popup as open
+//   (onRestore({open})), and stores the open state while `keepOpen` is set.
+// - closes on Escape pressed inside the popup or on the page body (onEscape).
 // - after closing, moves focus that the closed panel took with it to the
 //   launcher, or, without a launcher, back to where it was before opening.
 export function PopupController({ open, keepOpen, storageKey, ready, onRestore, onEscape }) {
@@ -217,9 +216,12 @@ export function PopupController({ open, keepOpen, storageKey, ready, onRestore, 
     onRestore({ open: readStorage(storageKey) === "1" });
   }, [storageKey]);
 
-  useEffect(() => {
-    if (!ready) return;
-    writeStorage(storageKey, keepOpen && open ? "1" : null);
+  // A layout effect, so the state is stored before the page can unload.
+  // Until Python has seen the report, only an open state is stored, because
+  // removing the key then could drop the state that is being restored.
+  useLayoutEffect(() => {
+    const stored = keepOpen && open ? "1" : null;
+    if (ready || stored !== null) writeStorage(storageKey, stored);
   }, [ready, keepOpen, open, storageKey]);
 
   useEffect(() => {
