@@ -133,3 +133,23 @@ async def test_message_text_is_not_html(browser: Browser, tmp_path: Path) -> Non
             assert await page.evaluate("window.injected === undefined")
     finally:
         await context.close()
+
+
+async def test_inbox_view_selects_conversation(browser: Browser, tmp_path: Path) -> None:
+    context = await browser.new_context()
+    page = await context.new_page()
+    try:
+        async with running_demo(tmp_path / "demo.sqlite3", free_port(), tmp_path / "log") as url:
+            await sign_in(page, url, "bob")
+            await page.get_by_role("link", name="Inbox view").click()
+            feed = page.get_by_role("list", name="Conversations")
+            item = feed.locator("[data-conversation-id='demo-group']")
+            await expect(item).to_contain_text("Demo group", timeout=TIMEOUT_MS)
+            await item.get_by_role("button").click()
+            log = page.get_by_role("log", name="Messages")
+            await expect(log.locator("[data-message-id]").first).to_be_visible(timeout=TIMEOUT_MS)
+            await send(page, "Hello from the inbox", with_enter=True)
+            await expect(log).to_contain_text("Hello from the inbox", timeout=TIMEOUT_MS)
+            await expect(item).to_contain_text("Hello from the inbox", timeout=TIMEOUT_MS)
+    finally:
+        await context.close()

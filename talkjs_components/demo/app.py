@@ -30,7 +30,7 @@ from reactpy.types import VdomDict
 
 from .. import embedded
 from ..auth import create_user_token, verify_user_token
-from ..components import Chatbox, Session, use_session, use_unreads
+from ..components import Chatbox, Inbox, Session, use_session, use_unreads
 from ..components._adapter import load_js_components
 from ..errors import AuthError, ChatError
 from ..models import Conversation, ConversationUpdated, Message, MessageSent
@@ -183,7 +183,8 @@ def _SignedInPage(user_id: str, sign_out: Callable[[object], None]) -> VdomDict:
     user = _KNOWN_USERS.get(user_id)
     bar = html.nav(
         {"className": "demo-bar"},
-        html.a({"href": "/"}, "All conversations") if path.startswith("/chat/") else "",
+        html.a({"href": "/"}, "All conversations") if path != "/" else "",
+        html.a({"href": "/inbox"}, "Inbox view") if path.rstrip("/") != "/inbox" else "",
         html.span({"className": "demo-spacer"}),
         html.span(
             "Unread: ",
@@ -195,9 +196,11 @@ def _SignedInPage(user_id: str, sign_out: Callable[[object], None]) -> VdomDict:
         html.span(f"Signed in as {user.display_name if user else user_id}"),
         html.button({"type": "button", "onClick": sign_out}, "Sign out"),
     )
-    if path.startswith("/chat/"):
+    if path.rstrip("/") == "/inbox":
+        body: Any = html.div({"className": "demo-chat"}, Inbox())
+    elif path.startswith("/chat/"):
         conversation_id = unquote(path.removeprefix("/chat/")).strip("/")
-        body: Any = html.div(
+        body = html.div(
             {"className": "demo-chat"},
             Chatbox(conversation_id=conversation_id, key=conversation_id),
         )
