@@ -27,6 +27,7 @@ from ..models import (
     now_ms,
 )
 from ..session import BoxKind, ConversationBuilder, SessionStatus, TalkSession, UIBox
+from ..session.boxes import mount_box
 from ._adapter import Composer
 from .chatbox_events import LeaveConversationEvent, run_send_message_handler
 from .chatbox_props import ChatboxOptions, parse_chatbox_props
@@ -187,18 +188,10 @@ def _ActiveChatbox(
     def register_box() -> Callable[[], None] | None:
         if not session.is_alive:
             return None
-        registered = UIBox(session, BoxKind.CHATBOX)
-        registered.on_select = lambda selected: set_override((selected,))
-        box.current = registered
-        if chatbox_ref is not None:
-            chatbox_ref.current = registered
-
-        def unregister() -> None:
-            registered.destroy()
-            if chatbox_ref is not None and chatbox_ref.current is registered:
-                chatbox_ref.current = None
-
-        return unregister
+        box.current, unmount = mount_box(
+            session, BoxKind.CHATBOX, lambda selected: set_override((selected,)), chatbox_ref
+        )
+        return unmount
 
     @use_effect(dependencies=[prop_selection])
     def follow_props() -> None:

@@ -35,6 +35,7 @@ from ..models import (
 )
 from ..predicates import ConversationMatcher, compile_conversation_predicate
 from ..session import BoxKind, ConversationBuilder, SessionStatus, TalkSession, UIBox
+from ..session.boxes import mount_box
 from ._adapter import FeedTime, InboxFocus
 from .chatbox import Chatbox
 from .context import use_session, use_session_state
@@ -788,19 +789,14 @@ def _ActiveInbox(session: TalkSession, props: _InboxProps, attributes: dict[str,
     def register_box() -> Callable[[], None] | None:
         if not session.is_alive:
             return None
-        registered = UIBox(session, BoxKind.INBOX)
-        registered.on_select = lambda selected: set_chosen((selected,))
-        registered.current_conversation_id = selected_id
-        box.current = registered
-        if inbox_ref is not None:
-            inbox_ref.current = registered
-
-        def unregister() -> None:
-            registered.destroy()
-            if inbox_ref is not None and inbox_ref.current is registered:
-                inbox_ref.current = None
-
-        return unregister
+        box.current, unmount = mount_box(
+            session,
+            BoxKind.INBOX,
+            lambda selected: set_chosen((selected,)),
+            inbox_ref,
+            selected_id,
+        )
+        return unmount
 
     @use_effect(dependencies=[prop_key])
     def follow_props() -> None:

@@ -14,6 +14,7 @@ from reactpy.types import Component, VdomChild, VdomDict
 
 from ..errors import InvalidInput
 from ..session import BoxKind, TalkSession, UIBox
+from ..session.boxes import mount_box
 from ._adapter import PopupController
 from .chatbox import Chatbox
 from .context import use_session, use_unreads
@@ -206,19 +207,14 @@ def _ActivePopup(session: TalkSession, props: _PopupProps) -> VdomDict:
     def register_box() -> Callable[[], None] | None:
         if not session.is_alive:
             return None
-        registered = UIBox(session, BoxKind.POPUP)
-        registered.on_select = lambda selected: set_chosen((selected,))
-        registered.current_conversation_id = selected_id if open_now.current else None
-        box.current = registered
-        if popup_ref is not None:
-            popup_ref.current = registered
-
-        def unregister() -> None:
-            registered.destroy()
-            if popup_ref is not None and popup_ref.current is registered:
-                popup_ref.current = None
-
-        return unregister
+        box.current, unmount = mount_box(
+            session,
+            BoxKind.POPUP,
+            lambda selected: set_chosen((selected,)),
+            popup_ref,
+            selected_id if open_now.current else None,
+        )
+        return unmount
 
     @use_effect(dependencies=[prop_key])
     def follow_props() -> None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SessionDestroyed
 
 if TYPE_CHECKING:
     from .talk_session import TalkSession
 
-__all__ = ["BoxKind", "UIBox"]
+__all__ = ["BoxKind", "UIBox", "mount_box"]
 
 
 class BoxKind(StrEnum):
@@ -70,3 +70,29 @@ class UIBox:
             self._alive = False
             self.on_select = None
             self._session._unregister_box(self)
+
+
+def mount_box(
+    session: TalkSession,
+    kind: BoxKind,
+    on_select: Callable[[str | None], None],
+    ref: Any = None,
+    conversation_id: str | None = None,
+) -> tuple[UIBox, Callable[[], None]]:
+    """Register the box of a component that just mounted, and point ``ref`` at it.
+
+    Returns the box and the function that undoes both; components return
+    that function from their mount effect.
+    """
+    box = UIBox(session, kind)
+    box.on_select = on_select
+    box.current_conversation_id = conversation_id
+    if ref is not None:
+        ref.current = box
+
+    def unmount() -> None:
+        box.destroy()
+        if ref is not None and ref.current is box:
+            ref.current = None
+
+    return box, unmount
