@@ -81,6 +81,9 @@ async def _open(browser: Browser, url: str, frames: Frames | None = None) -> Pag
     await page.goto(url)
     log = page.get_by_role("log", name="Messages")
     await expect(log).to_contain_text(f"history message {HISTORY - 1}", timeout=TIMEOUT_MS)
+    # The composer is enabled once the conversation has loaded, which can come
+    # after the messages; typed keys would not reach a disabled field.
+    await expect(page.get_by_role("textbox", name="Message")).to_be_enabled(timeout=TIMEOUT_MS)
     return page
 
 

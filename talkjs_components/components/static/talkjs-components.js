@@ -303,6 +303,8 @@ export function Composer({
   const onInput = (event) => {
     const value = event.target.value;
     setText(value);
+    // Saved at once, not in an effect, so a remount right after a key keeps it.
+    writeDraft(conversationId, value);
     if (!onTyping) return;
     if (!value) {
       stopTyping();
