@@ -38,6 +38,7 @@ __all__ = [
     "MessagesPage",
     "MessagesRead",
     "Participation",
+    "PresenceChanged",
     "TypingChanged",
     "UnreadConversation",
     "UnreadsSnapshot",
@@ -311,13 +312,27 @@ class TypingChanged(WireModel):
     expires_at: int
 
 
+class PresenceChanged(WireModel):
+    """Event: a participant came online (their first session connected) or went offline.
+
+    It is published once per conversation of that user, so every receiver
+    hears about the people it shares a conversation with. It is not stored.
+    """
+
+    type: Literal["presence_changed"] = "presence_changed"
+    conversation: Conversation
+    user_id: str
+    online: bool
+
+
 ChatEvent = Annotated[
     MessageSent
     | ConversationUpdated
     | MessagesRead
     | MessageEdited
     | MessageDeleted
-    | TypingChanged,
+    | TypingChanged
+    | PresenceChanged,
     Field(discriminator="type"),
 ]
 """Any event published by the chat service."""

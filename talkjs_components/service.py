@@ -32,6 +32,7 @@ because the change itself is durable and clients see it when they reload.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import functools
 import itertools
@@ -65,6 +66,7 @@ from .models import (
     MessagesRead,
     MessageType,
     Participation,
+    PresenceChanged,
     TypingChanged,
     UnreadConversation,
     UnreadsSnapshot,
@@ -211,6 +213,9 @@ class ChatService:
         self._broker_subscription: BrokerSubscription | None = None
         self._listeners: dict[str, dict[int, Callable[[ChatEvent], None]]] = {}
         self._close_callbacks: dict[int, Callable[[], None]] = {}
+        self._presence_tasks: set[asyncio.Task[None]] = set()
+        # Listener ids of the subscriptions that count as a user being online.
+        self._present: dict[str, set[int]] = {}
         self._listener_ids = itertools.count()
         # (conversation id, user id) -> _monotonic_ms() of the last published
         # typing=True, oldest first. Entries older than TYPING_STATE_MAX_AGE_MS
@@ -266,6 +271,9 @@ class ChatService:
         self._state = _State.CLOSED
         self._listeners.clear()
         self._typing_since.clear()
+        self._present.clear()
+        for task in list(self._presence_tasks):
+            task.cancel()
         callbacks, self._close_callbacks = self._close_callbacks, {}
         for callback in callbacks.values():
             try:
@@ -815,12 +823,45 @@ class ChatService:
             return len(self._listeners.get(user_id, {}))
         return sum(len(listeners) for listeners in self._listeners.values())
 
+    def online_users(self, user_ids: Sequence[str]) -> list[str]:
+        """Return those of ``user_ids`` with a session subscribed with ``presence=True`` here.
+
+        NOTE: presence is counted per process; with several server nodes a
+        user connected to another node counts as offline here.
+        """
+        return [user_id for user_id in user_ids if self._present.get(user_id)]
+
+    def _announce_presence(self, user_id: str, *, online: bool) -> None:
+        """Publish, in the background, that ``user_id`` came online or went offline."""
+        if self._state is not _State.RUNNING:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(
+            self._publish_presence(user_id, online), name=f"talkjs-presence-{user_id}"
+        )
+        self._presence_tasks.add(task)
+        task.add_done_callback(self._presence_tasks.discard)
+
+    async def _publish_presence(self, user_id: str, online: bool) -> None:
+        try:
+            conversations = await self._store.list_user_conversations(user_id)
+            for conversation in conversations:
+                await self._publish(
+                    PresenceChanged(conversation=conversation, user_id=user_id, online=online)
+                )
+        except ChatError as exc:
+            logger.warning("presence of user %r not published: %s", user_id, exc.message)
+
     def subscribe(
         self,
         user_id: str,
         listener: Callable[[ChatEvent], None],
         *,
         on_close: Callable[[], None] | None = None,
+        presence: bool = False,
     ) -> Subscription:
         """Call ``listener`` with every event of the user's conversations.
 
@@ -829,7 +870,10 @@ class ChatService:
         removes the user from a conversation. A listener that raises is
         logged and does not affect the other listeners. Listeners may be
         added before ``start()``. ``on_close`` is called once if the service
-        closes while the subscription is active.
+        closes while the subscription is active. With ``presence``, the
+        subscription counts as the user being online: the first one publishes
+        ``PresenceChanged(online=True)`` to the user's conversations and the
+        last one to end publishes ``online=False``.
 
         Raises:
             InvalidInput: ``user_id`` is not a valid id.
@@ -840,6 +884,10 @@ class ChatService:
         user_id = _check_id("user id", user_id)
         listener_id = next(self._listener_ids)
         self._listeners.setdefault(user_id, {})[listener_id] = listener
+        if presence:
+            self._present.setdefault(user_id, set()).add(listener_id)
+            if len(self._present[user_id]) == 1:
+                self._announce_presence(user_id, online=True)
         if on_close is not None:
             self._close_callbacks[listener_id] = on_close
         return Subscription(functools.partial(self._remove_listener, user_id, listener_id))
@@ -852,6 +900,12 @@ class ChatService:
         listeners.pop(listener_id, None)
         if not listeners:
             del self._listeners[user_id]
+        present = self._present.get(user_id)
+        if present is not None and listener_id in present:
+            present.discard(listener_id)
+            if not present:
+                del self._present[user_id]
+                self._announce_presence(user_id, online=False)
 
     async def _publish(self, event: ChatEvent) -> None:
         payload = event.model_dump_json(by_alias=True).encode()

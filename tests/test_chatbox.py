@@ -287,3 +287,26 @@ async def test_read_participant_cannot_write(backend: EmbeddedBackend) -> None:
 
 def _has_handler(name: str) -> Any:
     return lambda node: name in node.get("eventHandlers", {})
+
+
+async def test_presence_in_header(backend: EmbeddedBackend) -> None:
+    await backend.service.sync_conversation(
+        TRUSTED, "pair", participants={"alice": Participation(), "bob": Participation()}
+    )
+    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="pair"))) as runner:
+        await runner.until(lambda r: "Offline" in r.text)
+        bob = TalkSession(backend.app.app_id, "bob", token=create_user_token(backend.app, "bob"))
+        await bob.wait_ready()
+        await runner.until(lambda r: "Online" in r.text)
+        bob.destroy()
+        await runner.until(lambda r: "Offline" in r.text)
+
+
+async def test_group_presence_counts(backend: EmbeddedBackend) -> None:
+    carol = TalkSession(backend.app.app_id, "carol", token=create_user_token(backend.app, "carol"))
+    await carol.wait_ready()
+    try:
+        async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+            await runner.until(lambda r: "1 online" in r.text)
+    finally:
+        carol.destroy()

@@ -26,6 +26,7 @@ from talkjs_components.models import (
     MessagesRead,
     MessageType,
     Participation,
+    PresenceChanged,
     UnreadConversation,
     User,
 )
@@ -1167,3 +1168,41 @@ async def test_close_calls_on_close(database_path: Path) -> None:
     await service.close()
 
     assert closed == ["alice"]
+
+
+async def test_presence_published_for_sessions(chat: ChatService, broker: MemoryBroker) -> None:
+    inbox = Inbox()
+    chat.subscribe("bob", inbox)
+    assert chat.online_users(["alice", "bob"]) == []
+
+    first = chat.subscribe("alice", lambda event: None, presence=True)
+    second = chat.subscribe("alice", lambda event: None, presence=True)
+    await asyncio.sleep(0.05)
+    await broker.flush()
+    assert chat.online_users(["alice", "bob"]) == ["alice"]
+
+    first.unsubscribe()
+    await asyncio.sleep(0.05)
+    await broker.flush()
+    assert chat.online_users(["alice"]) == ["alice"]
+    second.unsubscribe()
+    await asyncio.sleep(0.05)
+    await broker.flush()
+
+    presence = [event for event in inbox.events if isinstance(event, PresenceChanged)]
+    assert [(event.user_id, event.online) for event in presence] == [
+        ("alice", True),
+        ("alice", False),
+    ]
+    assert chat.online_users(["alice"]) == []
+
+
+async def test_second_session_keeps_events(chat: ChatService, broker: MemoryBroker) -> None:
+    """Ending one of a user's sessions leaves the user's other sessions subscribed."""
+    first = chat.subscribe("alice", Inbox(), presence=True)
+    remaining = Inbox()
+    chat.subscribe("alice", remaining, presence=True)
+    first.unsubscribe()
+    await chat.send_message("bob", "c1", "still there?")
+    await broker.flush()
+    assert "message_sent" in remaining.types()

@@ -22,6 +22,7 @@ from ..models import (
     MessageEdited,
     MessageSent,
     MessagesRead,
+    PresenceChanged,
     TypingChanged,
     User,
     now_ms,
@@ -479,6 +480,44 @@ def _TypingIndicator(
     return html.div({"className": "tjs-typing", "role": "status", "aria-live": "polite"}, label)
 
 
+@component
+def _Presence(session: TalkSession, conversation: Conversation) -> VdomDict:
+    """Show whether the other participants are online, following presence events."""
+    no_online: frozenset[str] = frozenset()
+    online, set_online = use_state(no_online)
+    others = sorted(user_id for user_id in conversation.participants if user_id != session.me.id)
+
+    @use_async_effect(dependencies=[session, conversation.id, tuple(others)])
+    async def follow() -> None:
+        def on_event(event: ChatEvent) -> None:
+            if isinstance(event, PresenceChanged) and event.conversation.id == conversation.id:
+                user_id = event.user_id
+                if event.online:
+                    set_online(lambda old: old | {user_id})
+                else:
+                    set_online(lambda old: old - {user_id})
+
+        subscription = session.on_event(on_event)
+        try:
+            try:
+                set_online(frozenset(await session.online_users(others)))
+            except ChatError as exc:
+                logger.debug("presence of %r unknown: %s", others, exc.message)
+            await asyncio.Event().wait()
+        finally:
+            subscription.unsubscribe()
+
+    present = [user_id for user_id in others if user_id in online]
+    if not others:
+        label = ""
+    elif len(others) == 1:
+        label = text("online") if present else text("offline")
+    else:
+        label = text("online_count", count=len(present))
+    state = "online" if present else "offline"
+    return html.span({"className": f"tjs-presence tjs-presence--{state}", "role": "status"}, label)
+
+
 def _unexpired(now: int, typists: dict[str, int]) -> dict[str, int]:
     return {user_id: expires for user_id, expires in typists.items() if expires > now}
 
@@ -512,6 +551,10 @@ def _Header(
             set_leave_error(text("leave_failed", reason=exc.message))
 
     element = _header(conversation, users, session.me.id, failed=failed)
+    element["children"] = [
+        *element.get("children", []),
+        _Presence(session, conversation, key="presence"),
+    ]
     if session.me.id in conversation.participants and not options.as_guest:
         element["children"] = [
             *element.get("children", []),

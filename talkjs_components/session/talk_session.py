@@ -660,6 +660,11 @@ class TalkSession:
         transport = await self._ready_transport("delete_message")
         await transport.delete_message(conversation_id, message_id)
 
+    async def online_users(self, user_ids: list[str]) -> list[str]:
+        """Return those of ``user_ids`` who are online; ``PresenceChanged`` events follow."""
+        transport = await self._ready_transport("online_users")
+        return await transport.online_users(user_ids)
+
     async def leave_conversation(self, conversation_id: str) -> None:
         """Remove the session's user from a conversation."""
         transport = await self._ready_transport("leave_conversation")

@@ -128,6 +128,9 @@ class Transport(Protocol):
     async def leave_conversation(self, conversation_id: str) -> None:
         """Remove the user from a conversation."""
 
+    async def online_users(self, user_ids: list[str]) -> list[str]:
+        """Return those of ``user_ids`` who are online."""
+
     async def get_unreads_snapshot(self) -> UnreadsSnapshot:
         """Return the user's unreads with the positions they were computed at."""
 
@@ -192,7 +195,7 @@ class InProcessTransport:
                     )
                 )
 
-        self._subscription = service.subscribe(me.id, on_event, on_close=closed)
+        self._subscription = service.subscribe(me.id, on_event, on_close=closed, presence=True)
         return stored
 
     async def reauthenticate(self, credentials: Credentials) -> None:
@@ -283,6 +286,10 @@ class InProcessTransport:
     async def leave_conversation(self, conversation_id: str) -> None:
         service, user_id = self._bound
         await service.remove_participant(user_id, conversation_id, user_id)
+
+    async def online_users(self, user_ids: list[str]) -> list[str]:
+        service, _ = self._bound
+        return service.online_users(user_ids)
 
     async def get_unreads_snapshot(self) -> UnreadsSnapshot:
         service, user_id = self._bound
