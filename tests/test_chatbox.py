@@ -16,7 +16,7 @@ from talkjs_components.components.chatbox_events import (
 from talkjs_components.components.chatbox_props import parse_chatbox_props
 from talkjs_components.embedded import EmbeddedBackend
 from talkjs_components.errors import InvalidInput
-from talkjs_components.models import AccessLevel, Participation
+from talkjs_components.models import AccessLevel, Participation, User
 from talkjs_components.service import TRUSTED
 from talkjs_components.session import UIBox
 
@@ -310,3 +310,23 @@ async def test_group_presence_counts(backend: EmbeddedBackend) -> None:
             await runner.until(lambda r: "1 online" in r.text)
     finally:
         carol.destroy()
+
+
+async def test_header_picture(backend: EmbeddedBackend) -> None:
+    await backend.service.upsert_user(User(id="bob", photo_url="https://example.com/bob.png"))
+    await backend.service.sync_conversation(
+        TRUSTED, "pair", participants={"alice": Participation(), "bob": Participation()}
+    )
+    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="pair"))) as runner:
+        await runner.until(lambda r: "Bob" in r.text and bool(_large_avatars(r)))
+        assert _large_avatars(runner)[0]["attributes"]["src"] == "https://example.com/bob.png"
+    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+        await runner.until(_loaded)
+        assert _large_avatars(runner)[0]["children"] == ["BC"]
+
+
+def _large_avatars(runner: LayoutRunner) -> list[dict[str, Any]]:
+    return find_all(
+        runner.model,
+        lambda node: "tjs-avatar--large" in node.get("attributes", {}).get("className", ""),
+    )

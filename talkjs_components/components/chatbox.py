@@ -34,7 +34,7 @@ from .chatbox_events import LeaveConversationEvent, run_send_message_handler
 from .chatbox_props import ChatboxOptions, parse_chatbox_props
 from .context import use_session, use_session_state
 from .message_cache import MessageCache
-from .message_list import ListContext, MessageActions, MessageList, slot_count
+from .message_list import ListContext, MessageActions, MessageList, avatar, slot_count
 from .strings import text
 
 __all__ = ["Chatbox"]
@@ -583,8 +583,15 @@ def _header(
     ]
     names = ", ".join(others)
     title = conversation.subject or names or text("you")
+    other_ids = [user_id for user_id in conversation.participants if user_id != me_id]
+    if conversation.photo_url or len(other_ids) != 1:
+        picture = avatar(title, conversation.photo_url, large=True)
+    else:
+        other = users.get(other_ids[0])
+        picture = avatar(title, other.photo_url if other else None, large=True)
     return html.header(
         {"className": "tjs-chatbox__header"},
+        picture,
         html.div(
             {"className": "tjs-title"},
             html.span({"dir": "auto"}, title),

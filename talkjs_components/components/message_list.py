@@ -17,7 +17,14 @@ from .formatting import format_message_text
 from .message_cache import MessageCache
 from .strings import text
 
-__all__ = ["MIN_BLOCKS", "SPARE_BLOCKS", "ListContext", "MessageList", "slot_count"]
+__all__ = [
+    "MIN_BLOCKS",
+    "SPARE_BLOCKS",
+    "ListContext",
+    "MessageList",
+    "avatar",
+    "slot_count",
+]
 
 SPARE_BLOCKS = 4
 """Empty blocks rendered after the last one, so new messages rarely re-render the list."""
@@ -206,13 +213,17 @@ def _receipt(message: Message, context: ListContext) -> str:
 
 def _avatar(user: User | None, fallback_id: str) -> VdomDict:
     name = user.display_name if user else fallback_id
-    if user is not None and user.photo_url:
-        return html.img(
-            {"className": "tjs-avatar", "src": user.photo_url, "alt": "", "loading": "lazy"}
-        )
+    return avatar(name, user.photo_url if user else None)
+
+
+def avatar(name: str, photo_url: str | None, *, large: bool = False) -> VdomDict:
+    """Return a picture, or the name's initials when there is no picture; decorative."""
+    classes = "tjs-avatar tjs-avatar--large" if large else "tjs-avatar"
+    if photo_url:
+        return html.img({"className": classes, "src": photo_url, "alt": "", "loading": "lazy"})
     initials = "".join(part[0] for part in name.split()[:2]).upper() or "?"
     return html.span(
-        {"className": "tjs-avatar tjs-avatar--initials", "aria-hidden": "true"}, initials
+        {"className": f"{classes} tjs-avatar--initials", "aria-hidden": "true"}, initials
     )
 
 

@@ -53,6 +53,7 @@ const STYLES = `
 .tjs-chatbox__header { display: flex; align-items: center; gap: 8px; }
 .tjs-chatbox__header .tjs-title { flex: 1; }
 .tjs-presence { font-size: 0.8em; color: var(--tjs-muted); }
+.tjs-avatar--large { width: 32px; height: 32px; font-size: 0.8em; flex: none; }
 .tjs-presence--online::before { content: ""; display: inline-block; width: 8px; height: 8px;
   border-radius: 50%; background: #2f9e44; margin-right: 4px; }
 .tjs-row { display: flex; flex-direction: column; align-items: flex-start; }
