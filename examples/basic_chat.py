@@ -35,7 +35,7 @@ backend = embedded.configure(
 
 
 def welcome_conversation(session: TalkSession) -> ConversationBuilder:
-    """Describe the shared conversation; whoever opens it first creates it."""
+    """Describe the shared conversation; the first user to open it creates it."""
     conversation = session.get_or_create_conversation("welcome")
     conversation.subject = "Welcome"
     for user in USERS.values():

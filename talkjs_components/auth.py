@@ -81,7 +81,7 @@ logger = logging.getLogger(__name__)
 MIN_SECRET_KEY_LENGTH: Final = 32
 """Minimum length of a secret key, in characters.
 
-RFC 7518, section 3.2, asks for HS256 keys of at least 256 bits, and PyJWT warns
+RFC 7518, section 3.2, requires HS256 keys of at least 256 bits, and PyJWT warns
 (``InsecureKeyLengthWarning``) on shorter keys.
 """
 

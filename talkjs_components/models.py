@@ -100,7 +100,7 @@ class MessageType(StrEnum):
 
 
 class MessageOrigin(StrEnum):
-    """Where a message was sent from, as in TalkJS."""
+    """Origin of a message, as in TalkJS."""
 
     WEB = "web"
     REST = "rest"
@@ -198,7 +198,7 @@ class Message(WireModel):
 class MessagesPage(WireModel):
     """One page of a conversation's messages, oldest first.
 
-    ``has_more`` tells whether messages older than the first one exist; pass
+    ``has_more`` is whether messages older than the first one exist; pass
     the first message's id as ``before`` to fetch them.
     """
 
@@ -217,9 +217,9 @@ class UnreadConversation(WireModel):
 class UnreadsSnapshot(WireModel):
     """A user's unread conversations with the positions they were computed at.
 
-    Events of messages with ``seq`` up to ``as_of_seq``, and read events at or
-    before a conversation's entry in ``read_positions``, are already counted;
-    a session that subscribed before taking the snapshot skips them.
+    The snapshot already counts the messages with ``seq`` up to ``as_of_seq``
+    and the reads at or before each conversation's entry in ``read_positions``.
+    A session that subscribed before taking the snapshot skips those events.
     """
 
     unreads: list[UnreadConversation]

@@ -17,7 +17,7 @@ import httpx
 __all__ = ["free_port", "running_demo", "running_server"]
 
 STARTUP_TIMEOUT = 30.0
-"""Seconds a demo process may take to answer HTTP before the test fails."""
+"""Seconds a server process may take to respond to HTTP before the test fails."""
 
 
 def free_port() -> int:

@@ -13,7 +13,11 @@ from reactpy import component
 from reactpy.core.layout import Layout
 from reactpy.types import Component
 
-__all__ = ["LayoutRunner", "find_all", "text_of"]
+from talkjs_components import Session
+from talkjs_components.auth import create_user_token
+from talkjs_components.embedded import EmbeddedBackend
+
+__all__ = ["LayoutRunner", "alice_session", "find_all", "text_of"]
 
 
 def text_of(model: Any) -> str:
@@ -178,3 +182,9 @@ class LayoutRunner:
             # Short waits, so a condition that turns true without an update is seen too.
             with contextlib.suppress(TimeoutError):
                 await self.render(timeout=min(remaining, 0.05))
+
+
+def alice_session(backend: EmbeddedBackend, *children: Any, **props: Any) -> Any:
+    """Return a ``Session`` signed in as alice with a valid token, around ``children``."""
+    token = create_user_token(backend.app, "alice")
+    return Session(*children, app_id=backend.app.app_id, user_id="alice", token=token, **props)

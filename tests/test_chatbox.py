@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from reactpy import Ref
 
-from talkjs_components import Chatbox, Session, TalkSession
+from talkjs_components import Chatbox, TalkSession
 from talkjs_components.auth import create_user_token
 from talkjs_components.components.chatbox_events import (
     LeaveConversationEvent,
@@ -20,13 +20,8 @@ from talkjs_components.models import AccessLevel, Participation, User
 from talkjs_components.service import TRUSTED
 from talkjs_components.session import UIBox
 
-from .layout_tools import LayoutRunner, find_all
+from .layout_tools import LayoutRunner, alice_session, find_all
 from .waiting import wait_until
-
-
-def _alice(backend: EmbeddedBackend, *children: Any, **props: Any) -> Any:
-    token = create_user_token(backend.app, "alice")
-    return Session(*children, app_id=backend.app.app_id, user_id="alice", token=token, **props)
 
 
 def _loaded(runner: LayoutRunner) -> bool:
@@ -89,7 +84,7 @@ def test_invalid_props_rejected(props: dict[str, Any], fragment: str) -> None:
 
 
 async def test_invalid_props_shown_as_alert(backend: EmbeddedBackend) -> None:
-    root = _alice(backend, Chatbox(conversation_id="group", dir="sideways"))
+    root = alice_session(backend, Chatbox(conversation_id="group", dir="sideways"))
     async with LayoutRunner(root) as runner:
         await runner.until(lambda r: "'ltr', 'rtl' or 'auto'" in r.text)
 
@@ -97,7 +92,7 @@ async def test_invalid_props_shown_as_alert(backend: EmbeddedBackend) -> None:
 async def test_chatbox_ref_set_and_cleared(backend: EmbeddedBackend) -> None:
     ref: Ref[UIBox | None] = Ref(None)
     session_ref: Ref[TalkSession | None] = Ref(None)
-    root = _alice(
+    root = alice_session(
         backend, Chatbox(conversation_id="group", chatbox_ref=ref), session_ref=session_ref
     )
     async with LayoutRunner(root) as runner:
@@ -118,7 +113,7 @@ async def test_message_filter_and_highlights(backend: EmbeddedBackend) -> None:
         message_filter={"sender": {"id": ["==", "bob"]}},
         highlighted_words=["urgent"],
     )
-    async with LayoutRunner(_alice(backend, chatbox)) as runner:
+    async with LayoutRunner(alice_session(backend, chatbox)) as runner:
         await runner.until(lambda r: _loaded(r) and "lunch" in r.text)
         assert "from carol" not in runner.text
         marks = _elements(runner, "mark")
@@ -129,7 +124,7 @@ async def test_header_and_composer_can_hide(backend: EmbeddedBackend) -> None:
     chatbox = Chatbox(
         conversation_id="group", show_chat_header=False, message_field={"visible": False}
     )
-    async with LayoutRunner(_alice(backend, chatbox)) as runner:
+    async with LayoutRunner(alice_session(backend, chatbox)) as runner:
         await runner.until(lambda r: "No messages yet" in r.text)
         assert "Bob, Carol" not in runner.text
         assert not find_all(runner.model, lambda node: "onSend" in node.get("eventHandlers", {}))
@@ -137,7 +132,7 @@ async def test_header_and_composer_can_hide(backend: EmbeddedBackend) -> None:
 
 async def test_edit_own_message(backend: EmbeddedBackend) -> None:
     await backend.service.send_message(TRUSTED, "group", "tpyo here", sender_id="alice")
-    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+    async with LayoutRunner(alice_session(backend, Chatbox(conversation_id="group"))) as runner:
         await runner.until(lambda r: _loaded(r) and "tpyo here" in r.text)
         await _click(runner, "Edit message")
         await runner.until(lambda r: bool(find_all(r.model, _has_handler("onSave"))))
@@ -149,7 +144,7 @@ async def test_edit_own_message(backend: EmbeddedBackend) -> None:
 
 async def test_delete_asks_first(backend: EmbeddedBackend) -> None:
     await backend.service.send_message(TRUSTED, "group", "oops", sender_id="alice")
-    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+    async with LayoutRunner(alice_session(backend, Chatbox(conversation_id="group"))) as runner:
         await runner.until(lambda r: _loaded(r) and "oops" in r.text)
         await _click(runner, "Delete message")
         await runner.until(lambda r: "Delete this message?" in r.text)
@@ -161,7 +156,7 @@ async def test_delete_asks_first(backend: EmbeddedBackend) -> None:
 
 async def test_others_messages_have_no_actions(backend: EmbeddedBackend) -> None:
     await backend.service.send_message(TRUSTED, "group", "bob's", sender_id="bob")
-    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+    async with LayoutRunner(alice_session(backend, Chatbox(conversation_id="group"))) as runner:
         await runner.until(lambda r: _loaded(r) and "bob's" in r.text)
         labels = [b.get("attributes", {}).get("aria-label") for b in _elements(runner, "button")]
         assert "Edit message" not in labels
@@ -170,7 +165,7 @@ async def test_others_messages_have_no_actions(backend: EmbeddedBackend) -> None
 async def test_edits_and_deletes_arrive_live(backend: EmbeddedBackend) -> None:
     sent = await backend.service.send_message(TRUSTED, "group", "first draft", sender_id="bob")
     gone = await backend.service.send_message(TRUSTED, "group", "to be removed", sender_id="bob")
-    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+    async with LayoutRunner(alice_session(backend, Chatbox(conversation_id="group"))) as runner:
         await runner.until(lambda r: _loaded(r) and "to be removed" in r.text)
         await backend.service.edit_message("bob", "group", sent.id, text="final text")
         await backend.service.delete_message("bob", "group", gone.id)
@@ -178,7 +173,7 @@ async def test_edits_and_deletes_arrive_live(backend: EmbeddedBackend) -> None:
 
 
 async def test_typing_indicator_shows_and_clears(backend: EmbeddedBackend) -> None:
-    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+    async with LayoutRunner(alice_session(backend, Chatbox(conversation_id="group"))) as runner:
         await runner.until(_loaded)
         await backend.service.set_typing("bob", "group", True)
         await runner.until(lambda r: "Bob is typing…" in r.text)
@@ -198,7 +193,7 @@ async def test_composer_typing_reaches_others(backend: EmbeddedBackend) -> None:
             seen.append((event.user_id, event.typing)) if event.type == "typing_changed" else None
         ),
     )
-    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+    async with LayoutRunner(alice_session(backend, Chatbox(conversation_id="group"))) as runner:
         await runner.until(_loaded)
         await runner.trigger("onTyping", {"typing": True})
         await wait_until(lambda: ("alice", True) in seen, what="alice's typing event")
@@ -212,7 +207,7 @@ async def test_send_message_override_and_cancel(backend: EmbeddedBackend) -> Non
             event.override(text=event.text.upper(), custom={"shouted": "yes"})
 
     chatbox = Chatbox(conversation_id="group", on_send_message=shout)
-    async with LayoutRunner(_alice(backend, chatbox)) as runner:
+    async with LayoutRunner(alice_session(backend, chatbox)) as runner:
         await runner.until(_loaded)
         await runner.trigger("onSend", {"text": "secret", "key": "k1"})
         await runner.trigger("onSend", {"text": "hello", "key": "k2"})
@@ -228,7 +223,7 @@ async def test_focus_and_blur_events(backend: EmbeddedBackend) -> None:
         on_focus=lambda: events.append("focus"),
         on_blur=lambda: events.append("blur"),
     )
-    async with LayoutRunner(_alice(backend, chatbox)) as runner:
+    async with LayoutRunner(alice_session(backend, chatbox)) as runner:
         await runner.until(_loaded)
         await runner.trigger("onFocus", {})
         await runner.trigger("onBlur", {})
@@ -244,7 +239,7 @@ async def test_leave_conversation_cancellable(backend: EmbeddedBackend) -> None:
             event.prevent_default()
 
     chatbox = Chatbox(conversation_id="group", on_leave_conversation=keep_first)
-    async with LayoutRunner(_alice(backend, chatbox)) as runner:
+    async with LayoutRunner(alice_session(backend, chatbox)) as runner:
         await runner.until(_loaded)
         await _click(runner, "Leave conversation")
         await wait_until(lambda: len(attempts) == 1)
@@ -263,7 +258,7 @@ async def test_leave_conversation_cancellable(backend: EmbeddedBackend) -> None:
 async def test_as_guest_is_read_only(backend: EmbeddedBackend) -> None:
     await backend.service.send_message(TRUSTED, "group", "unread", sender_id="bob")
     chatbox = Chatbox(conversation_id="group", as_guest=True)
-    async with LayoutRunner(_alice(backend, chatbox)) as runner:
+    async with LayoutRunner(alice_session(backend, chatbox)) as runner:
         await runner.until(lambda r: _loaded(r) and "unread" in r.text)
         assert not find_all(runner.model, _has_handler("onSend"))
         await runner.trigger("onSeen", {})
@@ -279,7 +274,9 @@ async def test_read_participant_cannot_write(backend: EmbeddedBackend) -> None:
             "bob": Participation(),
         },
     )
-    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="announcements"))) as runner:
+    async with LayoutRunner(
+        alice_session(backend, Chatbox(conversation_id="announcements"))
+    ) as runner:
         await runner.until(lambda r: "Bob" in r.text)
         composer = find_all(runner.model, _has_handler("onSend"))[0]
         assert composer["attributes"]["disabled"] is True
@@ -293,7 +290,7 @@ async def test_presence_in_header(backend: EmbeddedBackend) -> None:
     await backend.service.sync_conversation(
         TRUSTED, "pair", participants={"alice": Participation(), "bob": Participation()}
     )
-    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="pair"))) as runner:
+    async with LayoutRunner(alice_session(backend, Chatbox(conversation_id="pair"))) as runner:
         await runner.until(lambda r: "Offline" in r.text)
         bob = TalkSession(backend.app.app_id, "bob", token=create_user_token(backend.app, "bob"))
         await bob.wait_ready()
@@ -306,7 +303,7 @@ async def test_group_presence_counts(backend: EmbeddedBackend) -> None:
     carol = TalkSession(backend.app.app_id, "carol", token=create_user_token(backend.app, "carol"))
     await carol.wait_ready()
     try:
-        async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+        async with LayoutRunner(alice_session(backend, Chatbox(conversation_id="group"))) as runner:
             await runner.until(lambda r: "1 online" in r.text)
     finally:
         carol.destroy()
@@ -317,10 +314,10 @@ async def test_header_picture(backend: EmbeddedBackend) -> None:
     await backend.service.sync_conversation(
         TRUSTED, "pair", participants={"alice": Participation(), "bob": Participation()}
     )
-    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="pair"))) as runner:
+    async with LayoutRunner(alice_session(backend, Chatbox(conversation_id="pair"))) as runner:
         await runner.until(lambda r: "Bob" in r.text and bool(_large_avatars(r)))
         assert _large_avatars(runner)[0]["attributes"]["src"] == "https://example.com/bob.png"
-    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+    async with LayoutRunner(alice_session(backend, Chatbox(conversation_id="group"))) as runner:
         await runner.until(_loaded)
         assert _large_avatars(runner)[0]["children"] == ["BC"]
 

@@ -11,8 +11,7 @@ import pytest
 from reactpy import Ref, component, html, use_state
 from reactpy.types import VdomDict
 
-from talkjs_components import Chatbox, Session, TalkSession, use_session, use_unreads
-from talkjs_components.auth import create_user_token
+from talkjs_components import Chatbox, TalkSession, use_session, use_unreads
 from talkjs_components.components.session import _resolve_me
 from talkjs_components.embedded import EmbeddedBackend
 from talkjs_components.errors import InvalidInput
@@ -20,7 +19,7 @@ from talkjs_components.models import UnreadConversation, User
 from talkjs_components.service import TRUSTED
 from talkjs_components.session import SessionMessage
 
-from .layout_tools import LayoutRunner, find_all
+from .layout_tools import LayoutRunner, alice_session, find_all
 from .waiting import wait_until
 
 
@@ -43,13 +42,8 @@ def ShowUnreads() -> VdomDict:
     return html.p(f"unreads={sum(u.unread_message_count for u in unreads)}")
 
 
-def _alice(backend: EmbeddedBackend, *children: Any, **props: Any) -> Any:
-    token = create_user_token(backend.app, "alice")
-    return Session(*children, app_id=backend.app.app_id, user_id="alice", token=token, **props)
-
-
 async def test_context_reaches_grandchild(backend: EmbeddedBackend) -> None:
-    async with LayoutRunner(_alice(backend, html.div(Middle()))) as runner:
+    async with LayoutRunner(alice_session(backend, html.div(Middle()))) as runner:
         assert "user=none" in runner.text
         await runner.until(lambda r: "user=alice" in r.text)
 
@@ -69,7 +63,7 @@ async def test_session_ref_set_then_cleared(backend: EmbeddedBackend) -> None:
         controls["show"] = set_shown
         if not shown:
             return html.p("unmounted")
-        return _alice(backend, ShowUser(), session_ref=ref)
+        return alice_session(backend, ShowUser(), session_ref=ref)
 
     async with LayoutRunner(Toggle()) as runner:
         await runner.until(lambda r: "user=alice" in r.text)
@@ -85,7 +79,7 @@ async def test_session_ref_set_then_cleared(backend: EmbeddedBackend) -> None:
 
 async def test_session_destroyed_when_layout_closes(backend: EmbeddedBackend) -> None:
     ref: Ref[TalkSession | None] = Ref(None)
-    async with LayoutRunner(_alice(backend, ShowUser(), session_ref=ref)) as runner:
+    async with LayoutRunner(alice_session(backend, ShowUser(), session_ref=ref)) as runner:
         await runner.until(lambda r: "user=alice" in r.text)
         session = ref.current
     assert session is not None
@@ -96,7 +90,7 @@ async def test_session_destroyed_when_layout_closes(backend: EmbeddedBackend) ->
 async def test_on_message_and_unreads_fire(backend: EmbeddedBackend) -> None:
     messages: list[SessionMessage] = []
     unread_lists: list[list[UnreadConversation]] = []
-    root = _alice(
+    root = alice_session(
         backend,
         ShowUser(),
         ShowUnreads(),
@@ -124,7 +118,7 @@ async def test_new_handler_identity_keeps_session(backend: EmbeddedBackend) -> N
     def Rerendering() -> Any:
         count, set_count = use_state(0)
         controls["set"] = set_count
-        return _alice(
+        return alice_session(
             backend,
             html.p(f"render={count}"),
             ShowUser(),
@@ -162,7 +156,7 @@ def test_session_sync_user_callable_resolved() -> None:
 
 async def test_chatbox_shows_history_and_live_messages(backend: EmbeddedBackend) -> None:
     await backend.service.send_message(TRUSTED, "group", "first", sender_id="bob")
-    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+    async with LayoutRunner(alice_session(backend, Chatbox(conversation_id="group"))) as runner:
         await runner.until(lambda r: "first" in r.text)
         rows = find_all(runner.model, lambda node: "data-message-id" in node.get("attributes", {}))
         assert len(rows) == 1
@@ -179,7 +173,7 @@ async def test_chatbox_shows_history_and_live_messages(backend: EmbeddedBackend)
 async def test_chatbox_marks_conversation_read(backend: EmbeddedBackend) -> None:
     await backend.service.send_message(TRUSTED, "group", "unread one", sender_id="bob")
     assert (await backend.service.get_unreads("alice"))[0].unread_message_count == 1
-    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+    async with LayoutRunner(alice_session(backend, Chatbox(conversation_id="group"))) as runner:
         # Loaded: the message shows and the header names the other participants.
         await runner.until(lambda r: "unread one" in r.text and "Bob, Carol" in r.text)
         # Opening alone does not mark read: the browser reports the messages seen.
@@ -194,13 +188,13 @@ async def test_chatbox_marks_conversation_read(backend: EmbeddedBackend) -> None
 
 async def test_chatbox_not_participant_shows_error(backend: EmbeddedBackend) -> None:
     await backend.service.sync_conversation(TRUSTED, "private", participants={})
-    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="private"))) as runner:
+    async with LayoutRunner(alice_session(backend, Chatbox(conversation_id="private"))) as runner:
         await runner.until(lambda r: "Could not load the conversation" in r.text)
         assert "private" in runner.text
 
 
 async def test_chatbox_shows_reconnecting_and_resumes(backend: EmbeddedBackend) -> None:
-    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+    async with LayoutRunner(alice_session(backend, Chatbox(conversation_id="group"))) as runner:
         await runner.until(lambda r: "No messages yet" in r.text)
         await backend.close()
         await runner.until(lambda r: "Reconnecting" in r.text)
@@ -226,7 +220,7 @@ async def test_new_message_update_small_with_long_history(backend: EmbeddedBacke
     for number in range(1000):
         sender = "bob" if number % 3 else "carol"
         await backend.service.send_message(TRUSTED, "group", f"history {number}", sender_id=sender)
-    async with LayoutRunner(_alice(backend, Chatbox(conversation_id="group"))) as runner:
+    async with LayoutRunner(alice_session(backend, Chatbox(conversation_id="group"))) as runner:
         await runner.until(lambda r: "history 999" in r.text and "Bob, Carol" in r.text)
         while len(rows(runner)) < 1000:
             shown = len(rows(runner))

@@ -42,7 +42,7 @@ async def send(page: Page, text: str, *, with_enter: bool) -> None:
 async def test_two_users_chat_and_history_persists(browser: Browser, tmp_path: Path) -> None:
     data = tmp_path / "demo.sqlite3"
     log = tmp_path / "demo.log"
-    # The same port both times: sessionStorage, which holds the token, is per origin.
+    # The same port both times: sessionStorage, which contains the token, is per origin.
     port = free_port()
     alice_context = await browser.new_context()
     bob_context = await browser.new_context()

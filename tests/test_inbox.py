@@ -9,8 +9,7 @@ from typing import Any
 
 from reactpy import Ref, component, html, use_state
 
-from talkjs_components import Inbox, Session, TalkSession
-from talkjs_components.auth import create_user_token
+from talkjs_components import Inbox, TalkSession
 from talkjs_components.components.inbox import (
     PREVIEW_LENGTH,
     ConversationSelectedEvent,
@@ -21,7 +20,7 @@ from talkjs_components.models import ConversationAttributes, Participation
 from talkjs_components.service import TRUSTED
 from talkjs_components.session import UIBox
 
-from .layout_tools import LayoutRunner, find_all, text_of
+from .layout_tools import LayoutRunner, alice_session, find_all, text_of
 from .waiting import wait_until
 
 
@@ -49,11 +48,6 @@ def record_paths(runner: LayoutRunner) -> list[str]:
 
     runner.layout.render = recording_render  # type: ignore[method-assign]
     return paths
-
-
-def _alice(backend: EmbeddedBackend, *children: Any, **props: Any) -> Any:
-    token = create_user_token(backend.app, "alice")
-    return Session(*children, app_id=backend.app.app_id, user_id="alice", token=token, **props)
 
 
 async def _pair(backend: EmbeddedBackend, conversation_id: str, other: str) -> None:
@@ -162,7 +156,7 @@ async def test_feed_lists_conversations_by_activity(backend: EmbeddedBackend) ->
     await asyncio.sleep(0.005)
     await backend.service.send_message(TRUSTED, "with-carol", "newer by me", sender_id="alice")
 
-    async with LayoutRunner(_alice(backend, Inbox())) as runner:
+    async with LayoutRunner(alice_session(backend, Inbox())) as runner:
         await runner.until(_loaded)
         assert _feed_ids(runner) == ["with-carol", "with-bob", "group"]
         carol = text_of(_item(runner, "with-carol"))
@@ -181,7 +175,7 @@ async def test_feed_lists_conversations_by_activity(backend: EmbeddedBackend) ->
 
 async def test_preview_isolates_bidirectional_text(backend: EmbeddedBackend) -> None:
     await backend.service.send_message(TRUSTED, "group", "שלום  עולם\nline", sender_id="bob")
-    async with LayoutRunner(_alice(backend, Inbox())) as runner:
+    async with LayoutRunner(alice_session(backend, Inbox())) as runner:
         await runner.until(_loaded)
         preview = _by_class(_item(runner, "group"), "tjs-feed__preview")[0]
         isolated = find_all(preview, lambda node: node.get("tagName") == "bdi")
@@ -192,7 +186,7 @@ async def test_preview_isolates_bidirectional_text(backend: EmbeddedBackend) -> 
 async def test_preview_is_plain_and_short(backend: EmbeddedBackend) -> None:
     long_text = "*Bold* and _italic_ " + "word " * 100
     await backend.service.send_message(TRUSTED, "group", long_text, sender_id="bob")
-    async with LayoutRunner(_alice(backend, Inbox())) as runner:
+    async with LayoutRunner(alice_session(backend, Inbox())) as runner:
         await runner.until(_loaded)
         preview = text_of(_by_class(_item(runner, "group"), "tjs-feed__preview")[0])
         assert preview.startswith("Bob: Bold and italic word word")
@@ -203,7 +197,7 @@ async def test_preview_is_plain_and_short(backend: EmbeddedBackend) -> None:
 async def test_new_message_reorders_and_counts(backend: EmbeddedBackend) -> None:
     await _pair(backend, "with-bob", "bob")
     await backend.service.send_message(TRUSTED, "group", "first", sender_id="carol")
-    async with LayoutRunner(_alice(backend, Inbox())) as runner:
+    async with LayoutRunner(alice_session(backend, Inbox())) as runner:
         await runner.until(_loaded)
         assert _feed_ids(runner) == ["group", "with-bob"]
 
@@ -222,7 +216,7 @@ async def test_new_message_reorders_and_counts(backend: EmbeddedBackend) -> None
 
 
 async def test_new_conversation_appears(backend: EmbeddedBackend) -> None:
-    async with LayoutRunner(_alice(backend, Inbox())) as runner:
+    async with LayoutRunner(alice_session(backend, Inbox())) as runner:
         await runner.until(_loaded)
         assert _feed_ids(runner) == ["group"]
         await backend.service.sync_conversation(
@@ -243,7 +237,7 @@ async def test_new_conversation_appears(backend: EmbeddedBackend) -> None:
 async def test_edit_and_delete_update_preview(backend: EmbeddedBackend) -> None:
     await backend.service.send_message(TRUSTED, "group", "first", sender_id="bob")
     last = await backend.service.send_message(TRUSTED, "group", "second", sender_id="bob")
-    async with LayoutRunner(_alice(backend, Inbox())) as runner:
+    async with LayoutRunner(alice_session(backend, Inbox())) as runner:
         await runner.until(lambda r: "Bob: second" in r.text)
         await backend.service.edit_message("bob", "group", last.id, text="second, edited")
         await runner.until(lambda r: "Bob: second, edited" in r.text)
@@ -254,7 +248,7 @@ async def test_edit_and_delete_update_preview(backend: EmbeddedBackend) -> None:
 async def test_click_selects_and_opens_chat(backend: EmbeddedBackend) -> None:
     await _pair(backend, "with-bob", "bob")
     await backend.service.send_message(TRUSTED, "with-bob", "message for alice", sender_id="bob")
-    async with LayoutRunner(_alice(backend, Inbox())) as runner:
+    async with LayoutRunner(alice_session(backend, Inbox())) as runner:
         await runner.until(_loaded)
         assert _current(runner) == []
         assert "No conversation selected" in text_of(_chat_pane(runner))
@@ -282,7 +276,7 @@ async def test_prevent_default_keeps_selection(backend: EmbeddedBackend) -> None
             event.prevent_default()
 
     inbox = Inbox(conversation_id="group", on_select_conversation=on_select)
-    async with LayoutRunner(_alice(backend, inbox)) as runner:
+    async with LayoutRunner(alice_session(backend, inbox)) as runner:
         await runner.until(lambda r: _current(r) == ["group"])
         await _click_item(runner, "with-bob")
         await wait_until(lambda: len(events) == 1, what="on_select_conversation")
@@ -304,7 +298,7 @@ async def test_late_prevent_default_is_ignored(backend: EmbeddedBackend) -> None
         handled.set()
 
     inbox = Inbox(on_select_conversation=on_select)
-    async with LayoutRunner(_alice(backend, inbox)) as runner:
+    async with LayoutRunner(alice_session(backend, inbox)) as runner:
         await runner.until(_loaded)
         await _click_item(runner, "with-bob")
         await asyncio.wait_for(handled.wait(), 5)
@@ -316,7 +310,7 @@ async def test_conversation_selected_fires(backend: EmbeddedBackend) -> None:
     selected: list[ConversationSelectedEvent] = []
     ref: Ref[UIBox | None] = Ref(None)
     inbox = Inbox(on_conversation_selected=selected.append, inbox_ref=ref)
-    async with LayoutRunner(_alice(backend, inbox)) as runner:
+    async with LayoutRunner(alice_session(backend, inbox)) as runner:
         await runner.until(_loaded)
         await runner.until(lambda r: len(selected) == 1)
         assert selected[0].conversation is None
@@ -351,7 +345,7 @@ async def test_feed_filter_and_clear(backend: EmbeddedBackend) -> None:
     def Filtered() -> Any:
         feed_filter, set_filter = use_state({"custom": {"topic": ["==", "support"]}})
         controls["set"] = set_filter
-        return _alice(backend, Inbox(feed_filter=feed_filter))
+        return alice_session(backend, Inbox(feed_filter=feed_filter))
 
     async with LayoutRunner(Filtered()) as runner:
         await runner.until(lambda r: _feed_ids(r) == ["support"])
@@ -366,7 +360,7 @@ async def test_unread_filter_follows_reads(backend: EmbeddedBackend) -> None:
     await _pair(backend, "with-bob", "bob")
     await backend.service.send_message(TRUSTED, "with-bob", "unread", sender_id="bob")
     async with LayoutRunner(
-        _alice(backend, Inbox(feed_filter={"hasUnreadMessages": True}))
+        alice_session(backend, Inbox(feed_filter={"hasUnreadMessages": True}))
     ) as runner:
         await runner.until(lambda r: _feed_ids(r) == ["with-bob"])
         await backend.service.send_message(TRUSTED, "group", "now unread too", sender_id="carol")
@@ -377,7 +371,7 @@ async def test_unread_filter_follows_reads(backend: EmbeddedBackend) -> None:
 
 async def test_invalid_feed_filter_shows_alert(backend: EmbeddedBackend) -> None:
     inbox = Inbox(feed_filter={"subject": ["=", "x"]})
-    async with LayoutRunner(_alice(backend, inbox)) as runner:
+    async with LayoutRunner(alice_session(backend, inbox)) as runner:
         await runner.until(lambda r: "unknown operator" in r.text)
         alerts = find_all(
             runner.model, lambda node: node.get("attributes", {}).get("role") == "alert"
@@ -392,10 +386,10 @@ async def test_invalid_props_show_alert(backend: EmbeddedBackend) -> None:
         conversation_id="group",
         sync_conversation=lambda session: session.get_or_create_conversation("x"),
     )
-    async with LayoutRunner(_alice(backend, builder_inbox)) as runner:
+    async with LayoutRunner(alice_session(backend, builder_inbox)) as runner:
         assert "one of conversation_id and sync_conversation" in runner.text
     twice = Inbox(feed_filter=None, show_feed_header=False, showFeedHeader=True)
-    async with LayoutRunner(_alice(backend, twice)) as runner:
+    async with LayoutRunner(alice_session(backend, twice)) as runner:
         assert "'show_feed_header' twice" in runner.text
 
 
@@ -407,7 +401,7 @@ async def test_camel_case_props(backend: EmbeddedBackend) -> None:
         onConversationSelected=selected.append,
         className="mine",
     )
-    async with LayoutRunner(_alice(backend, inbox)) as runner:
+    async with LayoutRunner(alice_session(backend, inbox)) as runner:
         await runner.until(lambda r: _current(r) == ["group"])
         assert not _by_class(runner.model, "tjs-inbox__feed-header")
         assert "mine" in _inbox_classes(runner)
@@ -424,7 +418,7 @@ async def test_inbox_ref_set_and_cleared(backend: EmbeddedBackend) -> None:
         mounted, set_mounted = use_state(True)
         controls["show"] = set_mounted
         inbox = Inbox(inbox_ref=ref) if mounted else html.p("no inbox")
-        return _alice(backend, inbox, session_ref=session_ref)
+        return alice_session(backend, inbox, session_ref=session_ref)
 
     async with LayoutRunner(Toggle()) as runner:
         await runner.until(_loaded)
@@ -445,7 +439,7 @@ async def test_inbox_ref_set_and_cleared(backend: EmbeddedBackend) -> None:
 async def test_session_inbox_select(backend: EmbeddedBackend) -> None:
     await _pair(backend, "with-bob", "bob")
     session_ref: Ref[TalkSession | None] = Ref(None)
-    async with LayoutRunner(_alice(backend, Inbox(), session_ref=session_ref)) as runner:
+    async with LayoutRunner(alice_session(backend, Inbox(), session_ref=session_ref)) as runner:
         await runner.until(_loaded)
         session = session_ref.current
         assert session is not None
@@ -466,7 +460,7 @@ async def test_props_selection_and_sync_conversation(backend: EmbeddedBackend) -
         conversation.set_participant(session.me)
         return conversation
 
-    async with LayoutRunner(_alice(backend, Inbox(sync_conversation=build))) as runner:
+    async with LayoutRunner(alice_session(backend, Inbox(sync_conversation=build))) as runner:
         await runner.until(lambda r: _current(r) == ["synced"])
         assert "Synced here" in text_of(_item(runner, "synced"))
         assert "tjs-inbox--chat-open" in _inbox_classes(runner)
@@ -477,7 +471,7 @@ async def test_feed_change_leaves_chat_alone(backend: EmbeddedBackend) -> None:
     await _pair(backend, "with-bob", "bob")
     for number in range(20):
         await backend.service.send_message(TRUSTED, "group", f"history {number}", sender_id="carol")
-    runner = LayoutRunner(_alice(backend, Inbox(conversation_id="group")))
+    runner = LayoutRunner(alice_session(backend, Inbox(conversation_id="group")))
     recorded = record_paths(runner)
     async with runner:
         await runner.until(lambda r: "history 19" in r.text and "with-bob" in _feed_ids(r))
@@ -494,7 +488,7 @@ async def test_feed_change_leaves_chat_alone(backend: EmbeddedBackend) -> None:
 
 async def test_notification_click_selects(backend: EmbeddedBackend) -> None:
     session_ref: Ref[TalkSession | None] = Ref(None)
-    async with LayoutRunner(_alice(backend, Inbox(), session_ref=session_ref)) as runner:
+    async with LayoutRunner(alice_session(backend, Inbox(), session_ref=session_ref)) as runner:
         await runner.until(_loaded)
         session = session_ref.current
         assert session is not None
@@ -517,7 +511,7 @@ async def test_prop_change_replaces_click_choice(backend: EmbeddedBackend) -> No
     def Controlled() -> Any:
         selected, set_selected = use_state("group")
         controls["select"] = set_selected
-        return _alice(backend, Inbox(conversation_id=selected))
+        return alice_session(backend, Inbox(conversation_id=selected))
 
     async with LayoutRunner(Controlled()) as runner:
         await runner.until(lambda r: _current(r) == ["group"])
@@ -533,7 +527,7 @@ async def test_feed_consistent_after_burst(backend: EmbeddedBackend) -> None:
     conversation_ids = [f"burst-{number}" for number in range(6)]
     for number, conversation_id in enumerate(conversation_ids):
         await _pair(backend, conversation_id, others[number % 2])
-    async with LayoutRunner(_alice(backend, Inbox())) as runner:
+    async with LayoutRunner(alice_session(backend, Inbox())) as runner:
         await runner.until(lambda r: len(_feed_ids(r)) == 7)
         expected: dict[str, int] = {}
         for round_number in range(5):
@@ -556,7 +550,7 @@ async def test_top_message_updates_only_item(backend: EmbeddedBackend) -> None:
     """A message that keeps the order re-renders its item, not the feed list."""
     await _pair(backend, "with-bob", "bob")
     await backend.service.send_message(TRUSTED, "group", "first", sender_id="carol")
-    runner = LayoutRunner(_alice(backend, Inbox()))
+    runner = LayoutRunner(alice_session(backend, Inbox()))
     recorded = record_paths(runner)
     async with runner:
         await runner.until(lambda r: _feed_ids(r) == ["group", "with-bob"])

@@ -8,21 +8,15 @@ from typing import Any
 import pytest
 from reactpy import Ref, component, html, use_state
 
-from talkjs_components import Popup, Session, TalkSession
-from talkjs_components.auth import create_user_token
+from talkjs_components import Popup, TalkSession
 from talkjs_components.embedded import EmbeddedBackend
 from talkjs_components.models import ConversationAttributes, Participation
 from talkjs_components.service import TRUSTED
 from talkjs_components.session import UIBox
 
-from .layout_tools import LayoutRunner, find_all, text_of
+from .layout_tools import LayoutRunner, alice_session, find_all, text_of
 from .test_inbox import settle
 from .waiting import wait_until
-
-
-def _alice(backend: EmbeddedBackend, *children: Any, **props: Any) -> Any:
-    token = create_user_token(backend.app, "alice")
-    return Session(*children, app_id=backend.app.app_id, user_id="alice", token=token, **props)
 
 
 def _by_class(model: Any, class_name: str) -> list[dict[str, Any]]:
@@ -86,7 +80,7 @@ def _ready(runner: LayoutRunner) -> bool:
 
 
 async def test_launcher_label_and_unread_count(backend: EmbeddedBackend) -> None:
-    async with LayoutRunner(_alice(backend, Popup(conversation_id="group"))) as runner:
+    async with LayoutRunner(alice_session(backend, Popup(conversation_id="group"))) as runner:
         await runner.until(_ready)
         assert _launcher_label(runner) == "Open chat"
         assert _launchers(runner)[0]["attributes"]["aria-expanded"] == "false"
@@ -111,7 +105,7 @@ async def test_launcher_toggles_panel(backend: EmbeddedBackend) -> None:
         on_open=lambda: events.append("open"),
         on_close=lambda: events.append("close"),
     )
-    async with LayoutRunner(_alice(backend, popup)) as runner:
+    async with LayoutRunner(alice_session(backend, popup)) as runner:
         await runner.until(_ready)
         assert not _is_open(runner)
         assert "inside the popup" not in runner.text
@@ -139,7 +133,7 @@ async def test_escape_and_close_button_close(backend: EmbeddedBackend) -> None:
         on_open=lambda: events.append("open"),
         on_close=lambda: events.append("close"),
     )
-    async with LayoutRunner(_alice(backend, popup)) as runner:
+    async with LayoutRunner(alice_session(backend, popup)) as runner:
         await runner.until(_ready)
         await _click_launcher(runner)
         await runner.until(_is_open)
@@ -170,7 +164,7 @@ async def test_show_prop_fires_no_events(backend: EmbeddedBackend) -> None:
             on_open=lambda: events.append("open"),
             on_close=lambda: events.append("close"),
         )
-        return _alice(backend, popup)
+        return alice_session(backend, popup)
 
     async with LayoutRunner(Controlled()) as runner:
         await runner.until(_is_open)
@@ -193,7 +187,9 @@ async def test_close_only_launcher(backend: EmbeddedBackend) -> None:
     def Controlled() -> Any:
         show, set_show = use_state(False)
         controls["show"] = set_show
-        return _alice(backend, Popup(conversation_id="group", show=show, launcher="close-only"))
+        return alice_session(
+            backend, Popup(conversation_id="group", show=show, launcher="close-only")
+        )
 
     async with LayoutRunner(Controlled()) as runner:
         await runner.until(_ready)
@@ -208,7 +204,7 @@ async def test_close_only_launcher(backend: EmbeddedBackend) -> None:
 
 async def test_never_launcher(backend: EmbeddedBackend) -> None:
     popup = Popup(conversation_id="group", show=True, launcher="never")
-    async with LayoutRunner(_alice(backend, popup)) as runner:
+    async with LayoutRunner(alice_session(backend, popup)) as runner:
         await runner.until(_is_open)
         assert _launchers(runner) == []
         assert _by_class(runner.model, "tjs-popup--no-launcher")
@@ -229,7 +225,9 @@ async def test_never_launcher(backend: EmbeddedBackend) -> None:
 async def test_invalid_props_show_alert(
     backend: EmbeddedBackend, props: dict[str, Any], fragment: str
 ) -> None:
-    async with LayoutRunner(_alice(backend, Popup(conversation_id="group", **props))) as runner:
+    async with LayoutRunner(
+        alice_session(backend, Popup(conversation_id="group", **props))
+    ) as runner:
         alerts = find_all(
             runner.model, lambda node: node.get("attributes", {}).get("role") == "alert"
         )
@@ -238,7 +236,7 @@ async def test_invalid_props_show_alert(
 
 
 async def test_invalid_launcher_names_valid_values(backend: EmbeddedBackend) -> None:
-    async with LayoutRunner(_alice(backend, Popup(launcher="corner"))) as runner:
+    async with LayoutRunner(alice_session(backend, Popup(launcher="corner"))) as runner:
         assert "'corner'" in runner.text
         for mode in ("'always'", "'close-only'", "'never'"):
             assert mode in runner.text
@@ -260,7 +258,7 @@ async def test_popup_ref_set_and_cleared(backend: EmbeddedBackend) -> None:
         mounted, set_mounted = use_state(True)
         controls["show"] = set_mounted
         popup = Popup(conversation_id="group", popup_ref=ref) if mounted else html.p("no popup")
-        return _alice(backend, popup, session_ref=session_ref)
+        return alice_session(backend, popup, session_ref=session_ref)
 
     async with LayoutRunner(Toggle()) as runner:
         await runner.until(_ready)
@@ -292,7 +290,7 @@ async def test_select_through_box(backend: EmbeddedBackend) -> None:
     )
     ref: Ref[UIBox | None] = Ref(None)
     popup = Popup(conversation_id="group", show=True, popup_ref=ref)
-    async with LayoutRunner(_alice(backend, popup)) as runner:
+    async with LayoutRunner(alice_session(backend, popup)) as runner:
         await runner.until(lambda r: "Bob, Carol" in r.text)
         await wait_until(lambda: ref.current is not None, what="popup_ref")
         assert ref.current is not None
@@ -307,7 +305,7 @@ async def test_keep_open_restores_without_events(backend: EmbeddedBackend) -> No
         keep_open=True,
         on_open=lambda: events.append("open"),
     )
-    async with LayoutRunner(_alice(backend, popup)) as runner:
+    async with LayoutRunner(alice_session(backend, popup)) as runner:
         await runner.until(_ready)
         controller = _controller(runner)["attributes"]
         assert controller["keepOpen"] is True
@@ -324,7 +322,7 @@ async def test_keep_open_restores_without_events(backend: EmbeddedBackend) -> No
 
 
 async def test_restore_ignored_without_keep_open(backend: EmbeddedBackend) -> None:
-    async with LayoutRunner(_alice(backend, Popup(conversation_id="group"))) as runner:
+    async with LayoutRunner(alice_session(backend, Popup(conversation_id="group"))) as runner:
         await runner.until(_ready)
         await _fire(runner, _controller(runner), "onRestore", {"open": True})
         await runner.until(lambda r: _controller(r)["attributes"]["ready"] is True)

@@ -27,9 +27,16 @@ from ..models import (
     User,
     now_ms,
 )
-from ..session import BoxKind, ConversationBuilder, SessionStatus, TalkSession, UIBox
+from ..session import BoxKind, SessionStatus, TalkSession, UIBox
 from ..session.boxes import mount_box
 from ._adapter import Composer
+from .box_props import (
+    UNSET,
+    SyncConversation,
+    check_selection_props,
+    class_names,
+    resolve_selection,
+)
 from .chatbox_events import LeaveConversationEvent, run_send_message_handler
 from .chatbox_props import ChatboxOptions, parse_chatbox_props
 from .context import use_session, use_session_state
@@ -41,21 +48,13 @@ __all__ = ["Chatbox"]
 
 logger = logging.getLogger("talkjs_components.ui")
 
-SyncConversation = ConversationBuilder | Callable[[TalkSession], ConversationBuilder]
-
 PAGE_SIZE = 50
 """Messages loaded when a conversation opens."""
-
-_UNSET: Any = object()
-
-
-def _class_names(*names: str | None) -> str:
-    return " ".join(name for name in names if name)
 
 
 @component
 def Chatbox(
-    conversation_id: str | None = _UNSET,
+    conversation_id: str | None = UNSET,
     sync_conversation: SyncConversation | None = None,
     **props: Any,
 ) -> VdomDict | Any:
@@ -92,11 +91,7 @@ def Chatbox(
     state = use_session_state()
     session = use_session()
     try:
-        if conversation_id is not _UNSET and sync_conversation is not None:
-            raise InvalidInput(
-                "Chatbox takes one of conversation_id and sync_conversation, not both; "
-                f"got conversation_id={conversation_id!r} and a sync_conversation"
-            )
+        check_selection_props("Chatbox", conversation_id, sync_conversation)
         options = parse_chatbox_props(props)
     except InvalidInput as exc:
         # Shown rather than raised: ReactPy logs a failed render with all props.
@@ -105,7 +100,7 @@ def Chatbox(
             {"className": "tjs-chatbox"},
             html.p({"className": "tjs-error", "role": "alert"}, exc.message),
         )
-    classes = _class_names("tjs-chatbox", options.class_name)
+    classes = class_names("tjs-chatbox", options.class_name)
     attributes: dict[str, Any] = {"className": classes}
     style = {**options.css_variables(), **dict(options.style or {})}
     if style:
@@ -123,10 +118,9 @@ def Chatbox(
                 {"className": "tjs-loading"}, text("loading")
             )
         return html.div(attributes, notice)
-    selected = None if conversation_id is _UNSET else conversation_id
     return _ActiveChatbox(
         session,
-        selected,
+        conversation_id,
         sync_conversation,
         attributes,
         options,
@@ -161,24 +155,10 @@ def _ActiveChatbox(
     _, set_layout_version = use_state(0)
     reconnecting = use_session_state().status is SessionStatus.RECONNECTING
 
-    builder: ConversationBuilder | None = None
-    if sync_conversation is not None:
-        builder = (
-            sync_conversation
-            if isinstance(sync_conversation, ConversationBuilder)
-            else sync_conversation(session)
-        )
-        prop_selection: object = ("builder", builder.snapshot())
-    else:
-        prop_selection = ("id", conversation_id)
-
-    if override is not None:
-        builder = None
-        conversation_id = override[0]
-        selection: object = ("selected", conversation_id)
-    else:
-        selection = prop_selection
-    target_id = builder.id if builder is not None else conversation_id
+    shown, prop_selection = resolve_selection(session, conversation_id, sync_conversation, override)
+    builder = shown.builder
+    target_id = shown.conversation_id
+    selection: object = ("selected", target_id) if override is not None else prop_selection
 
     actions: MessageActions = use_ref(MessageActions()).current
     latest_options: Ref[ChatboxOptions] = use_ref(options)
@@ -303,7 +283,7 @@ def _ActiveChatbox(
         except ChatError as exc:
             logger.info("user %r could not mark %r read: %s", session.me.id, conversation.id, exc)
 
-    if builder is None and conversation_id is None:
+    if target_id is None:
         return html.div(attributes, html.p({"className": "tjs-empty"}, text("no_conversation")))
 
     context = ListContext(

@@ -25,8 +25,6 @@ logger = logging.getLogger("talkjs_components.ui")
 OVERRIDE_TIMEOUT = 5.0
 """Seconds an async ``on_send_message`` handler may take; after that the message is sent as is."""
 
-_UNSET: Any = object()
-
 
 @dataclass
 class SendMessageEvent:
@@ -59,7 +57,7 @@ class SendMessageEvent:
 
 @dataclass(frozen=True)
 class SendOutcome:
-    """What to send after the ``on_send_message`` handler ran."""
+    """The text and custom data to send, or a cancel, after ``on_send_message`` ran."""
 
     text: str
     custom: dict[str, str] | None

@@ -37,7 +37,7 @@ def use_session() -> TalkSession | None:
 
     ``None`` while connecting, after a failure, after unmount, and outside a
     ``Session``. While the session reconnects it is still returned, so the UI
-    keeps its state; ``use_session_state().status`` tells that it reconnects.
+    keeps its state; ``use_session_state().status`` shows that it reconnects.
     Code that keeps the session across awaits should check
     ``session.is_alive`` before using it again.
     """

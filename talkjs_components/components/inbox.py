@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,9 +33,18 @@ from ..models import (
     User,
 )
 from ..predicates import ConversationMatcher, compile_conversation_predicate
-from ..session import BoxKind, ConversationBuilder, SessionStatus, TalkSession, UIBox
+from ..session import BoxKind, SessionStatus, TalkSession, UIBox
 from ..session.boxes import mount_box
 from ._adapter import FeedTime, InboxFocus
+from .box_props import (
+    UNSET,
+    BoxSelection,
+    SyncConversation,
+    check_selection_props,
+    class_names,
+    resolve_selection,
+    take_own_props,
+)
 from .chatbox import Chatbox
 from .context import use_session, use_session_state
 from .formatting import message_plain_text
@@ -46,94 +54,11 @@ __all__ = ["ConversationSelectedEvent", "Inbox", "SelectConversationEvent"]
 
 logger = logging.getLogger("talkjs_components.ui")
 
-SyncConversation = ConversationBuilder | Callable[[TalkSession], ConversationBuilder]
-
 PREVIEW_FETCHES = 8
 """Maximum concurrent requests for last messages while the feed loads."""
 
 PREVIEW_LENGTH = 160
 """Maximum characters of the last message in a feed item. The rest is not sent to the browser."""
-
-UNSET: Any = object()
-"""Default of ``conversation_id``: not given. It differs from ``None``, which selects none."""
-
-_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-
-
-# --- Helpers shared with the Popup -------------------------------------------
-
-
-def take_own_props(
-    box: str, own: dict[str, Any], defaults: Mapping[str, Any], extra: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Move @talkjs/react camelCase spellings of ``box``'s own props from ``extra`` into ``own``.
-
-    Returns the remaining props, which are the Chatbox options. ``own`` is
-    updated in place.
-
-    Raises:
-        InvalidInput: A prop is given in both spellings.
-    """
-    remaining: dict[str, Any] = {}
-    for name, value in extra.items():
-        canonical = _CAMEL_BOUNDARY.sub("_", name).lower()
-        if canonical not in defaults:
-            remaining[name] = value
-            continue
-        if own[canonical] is not defaults[canonical]:
-            raise InvalidInput(f"{box} got {canonical!r} twice: pass one spelling of it")
-        own[canonical] = value
-    return remaining
-
-
-def check_selection_props(box: str, conversation_id: Any, sync_conversation: Any) -> None:
-    """Raise InvalidInput unless at most one valid conversation prop is given."""
-    if conversation_id is not UNSET and sync_conversation is not None:
-        raise InvalidInput(
-            f"{box} takes one of conversation_id and sync_conversation, not both; "
-            f"got conversation_id={conversation_id!r} and a sync_conversation"
-        )
-    if conversation_id not in (UNSET, None) and not isinstance(conversation_id, str):
-        raise InvalidInput(
-            f"{box} conversation_id must be a string or None, got {type(conversation_id).__name__}"
-        )
-
-
-@dataclass(frozen=True)
-class BoxSelection:
-    """The conversation a box shows: an id (``None`` for none) or a builder to sync first."""
-
-    conversation_id: str | None
-    builder: ConversationBuilder | None
-
-
-def resolve_selection(
-    session: TalkSession,
-    conversation_id: Any,
-    sync_conversation: SyncConversation | None,
-    chosen: tuple[str | None] | None,
-) -> tuple[BoxSelection, object]:
-    """Return what the box shows and the comparable form of the props' selection.
-
-    ``chosen`` is a selection made in the box itself (a click or
-    ``UIBox.select``). It wins over the props until the props change.
-    """
-    builder: ConversationBuilder | None = None
-    if sync_conversation is not None:
-        builder = (
-            sync_conversation
-            if isinstance(sync_conversation, ConversationBuilder)
-            else sync_conversation(session)
-        )
-        prop_key: object = ("builder", builder.snapshot())
-        prop_selection = BoxSelection(builder.id, builder)
-    else:
-        selected = None if conversation_id is UNSET else conversation_id
-        prop_key = ("id", selected)
-        prop_selection = BoxSelection(selected, None)
-    if chosen is not None:
-        return BoxSelection(chosen[0], None), prop_key
-    return prop_selection, prop_key
 
 
 def run_handler(
@@ -164,11 +89,6 @@ def run_handler(
 def unread_label(count: int) -> str:
     """Return "1 unread message" or "N unread messages"."""
     return text("unread_message" if count == 1 else "unread_messages", count=count)
-
-
-def class_names(*names: str | None) -> str:
-    """Join the given CSS class names, skipping empty ones."""
-    return " ".join(name for name in names if name)
 
 
 # --- Events --------------------------------------------------------------------

@@ -69,13 +69,6 @@ class MessageCache:
         """The newest message held."""
         return self._messages[-1] if self._messages else None
 
-    def get(self, message_id: str) -> Message | None:
-        """Return a held message by id."""
-        for message in self._messages:
-            if message.id == message_id:
-                return message
-        return None
-
     # -- subscriptions -------------------------------------------------------------
 
     def on_block(self, index: int, listener: Callable[[], None]) -> Callable[[], None]:

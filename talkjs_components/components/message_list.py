@@ -50,7 +50,7 @@ class MessageActions:
 
 @dataclass(frozen=True)
 class ListContext:
-    """What every row needs besides its message; equal contexts do not re-render blocks."""
+    """Data every row needs besides its message; equal contexts do not re-render blocks."""
 
     me_id: str
     participant_count: int

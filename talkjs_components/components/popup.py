@@ -16,18 +16,17 @@ from ..errors import InvalidInput
 from ..session import BoxKind, TalkSession, UIBox
 from ..session.boxes import mount_box
 from ._adapter import PopupController
-from .chatbox import Chatbox
-from .context import use_session, use_unreads
-from .inbox import (
+from .box_props import (
     UNSET,
     SyncConversation,
     check_selection_props,
     class_names,
     resolve_selection,
-    run_handler,
     take_own_props,
-    unread_label,
 )
+from .chatbox import Chatbox
+from .context import use_session, use_unreads
+from .inbox import run_handler, unread_label
 from .strings import text
 
 __all__ = ["LAUNCHER_MODES", "Popup"]

@@ -1,9 +1,10 @@
 """The demo app: sign in as a seeded user and chat, on the embedded backend.
 
 Pages: ``/`` lists the signed-in user's conversations and ``/chat/<id>``
-shows one in a ``Chatbox``. The server mints the user's token after sign-in;
-the browser keeps that token (never the secret key) in sessionStorage, so
-each window can be signed in as a different user.
+shows one in a ``Chatbox``, and ``/inbox`` shows an ``Inbox``. The server
+mints the user's token after sign-in. The browser keeps that token (never the
+secret key) in sessionStorage, so each window can be signed in as a different
+user.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""UI boxes (Chatbox, Inbox, Popup) as their session sees them."""
+"""UI boxes (Chatbox, Inbox, Popup) as registered with their session."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Desktop notifications of a session: state, permission flow and events.
 
 The browser side is the ``Notifier`` JS component that ``Session`` renders:
-it reports the browser's permission, asks for it on the user's next gesture
+it reports the browser's permission, requests it on the user's next gesture
 (never without one), and shows each notification when the window is not
 focused or the message's conversation is not on screen. This module decides
 what to notify and runs the Python handlers.
@@ -111,7 +111,7 @@ class DesktopNotifications:
 
     def __init__(self, session: TalkSession) -> None:
         self._session = session
-        self._wanted = False
+        self._requested = False
         self._enabled = False
         self._permission = NotificationPermission.UNKNOWN
         self._latest: DesktopNotification | None = None
@@ -172,7 +172,7 @@ class DesktopNotifications:
                 (code ``notifications_permission_denied``).
         """
         self._session._ensure_alive("set_desktop_notification_enabled")
-        self._wanted = enabled
+        self._requested = enabled
         if enabled and self._permission is NotificationPermission.UNSUPPORTED:
             raise ChatError(
                 "desktop notifications are not supported by this browser or page "
@@ -193,7 +193,7 @@ class DesktopNotifications:
             NotificationPermission.DENIED,
             NotificationPermission.UNSUPPORTED,
         )
-        enabled = self._wanted and not blocked
+        enabled = self._requested and not blocked
         if enabled != self._enabled:
             self._enabled = enabled
             self._changed()
@@ -214,7 +214,7 @@ class DesktopNotifications:
         if value is self._permission:
             return
         self._permission = value
-        if value is NotificationPermission.DENIED and self._wanted:
+        if value is NotificationPermission.DENIED and self._requested:
             self._emit_denied()
         self._apply()
         self._changed()
@@ -261,7 +261,7 @@ class DesktopNotifications:
     def on_permission_needed(
         self, handler: Callable[[BrowserPermissionNeededEvent], Any]
     ) -> Subscription:
-        """Call ``handler`` before the browser asks the user for permission."""
+        """Call ``handler`` before the browser requests permission from the user."""
         self._needed_handlers.append(handler)
         return Subscription(lambda: _discard(self._needed_handlers, handler))
 

@@ -14,7 +14,7 @@ __all__ = ["SessionMessage", "to_session_message"]
 class SessionMessage(WireModel):
     """A message as ``on_message`` handlers receive it, mirroring TalkJS's ``Message``.
 
-    ``body`` is the text. ``read`` tells, for the user's own message, whether
+    ``body`` is the text. ``read`` is, for the user's own message, whether
     any other participant read it, and for someone else's message, whether the
     user read it. ``attachment`` and ``location`` are always ``None`` here
     because this backend stores text messages only.

@@ -388,7 +388,7 @@ class TalkSession:
         """Call ``handler`` with each error the session recovers from, like a failed token refresh.
 
         An error that ends the session is not passed here: the status becomes
-        ``FAILED`` and :attr:`error` holds it.
+        ``FAILED`` and :attr:`error` contains it.
         """
         self._ensure_alive("on_error")
         self._error_handlers.append(handler)
@@ -489,7 +489,10 @@ class TalkSession:
         self._tokens.update(token=token, fetcher=token_fetcher)
 
     async def has_valid_credentials(self) -> bool:
-        """Return whether the backend accepts the session's current credentials; never raises."""
+        """Return whether the backend accepts the session's current credentials.
+
+        A rejection, or any other ``ChatError``, returns ``False`` instead of raising.
+        """
         if not self.is_alive:
             return False
         try:
@@ -544,7 +547,7 @@ class TalkSession:
     def set_desktop_notification_enabled(self, enabled: bool) -> None:
         """Turn desktop notifications on or off for this session.
 
-        The browser asks the user for permission on their next click or key
+        The browser requests permission from the user on their next click or key
         press, after ``on_browser_permission_needed`` handlers ran.
 
         Raises:

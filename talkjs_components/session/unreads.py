@@ -135,9 +135,9 @@ class Unreads:
                 conversation_id, 0
             ):
                 return False
-            # NOTE: a message deleted while the session was loading its snapshot
-            # may be subtracted although the snapshot no longer counted it; the
-            # count corrects itself at the next read of the conversation.
+            # NOTE: a message deleted while the session loaded its snapshot may be
+            # subtracted although the snapshot no longer counted it. The count
+            # corrects itself at the next read of the conversation.
             remaining = previous.unread_message_count - 1
             if remaining <= 0:
                 return table.pop(conversation_id, None) is not None

@@ -703,7 +703,7 @@ class _Database:
         existing = self.find_conversation(conversation_id)
         # The check and the writes below run in one BEGIN IMMEDIATE
         # transaction, so no other writer can change the conversation between
-        # them. Of two concurrent creates of one id, the second sees the first.
+        # them. Of two concurrent creates of one id, the second finds the first stored.
         if authorize is not None:
             authorize(existing)
         self._insert_missing_users(new_users)
@@ -839,7 +839,7 @@ class _Database:
         self, message: NewMessage, authorize: AuthorizeConversation | None
     ) -> InsertedMessage:
         conversation = self.find_conversation(message.conversation_id)
-        # Checked in the write transaction, so the check sees the participants
+        # Checked in the write transaction, so the check reads the participants
         # as they are at commit time and no other writer can change them before.
         if authorize is not None:
             authorize(conversation)

@@ -96,13 +96,13 @@ function newKey() {
 }
 
 // The message list. It follows new messages while the reader is at the
-// bottom (within 40 px) and leaves the scroll position alone once the reader
-// scrolls up; then a button offers to jump to the new messages. Only a scroll
-// towards the top stops following: a layout change (the composer appearing, a
-// resize) moves the bottom without moving scrollTop, and must not count as the
-// reader leaving. Scrolling near the top asks for older messages, and their
-// arrival keeps the reader's place. Messages count as seen when the list is at
-// the bottom of a visible page in a focused window.
+// bottom (within 40 px). Once the reader scrolls up it leaves the scroll
+// position alone, and a button offers to jump to the new messages. Only a
+// scroll towards the top stops following, because a layout change (the
+// composer appearing, a resize) moves the bottom without moving scrollTop.
+// Scrolling near the top requests older messages, and their arrival keeps the
+// reader's place. Messages count as seen when the list is at the bottom of a
+// visible page in a focused window.
 export function MessageLog({ label, className, children, newMessagesLabel, onNearTop, onSeen }) {
   const ref = useRef(null);
   const atBottom = useRef(true);
@@ -401,9 +401,9 @@ export function MessageEditor({ initialText, label, saveLabel, cancelLabel, onSa
   );
 }
 
-// Desktop notifications. Python decides what to notify; this component owns
-// everything only the browser knows: the permission, the user's gestures,
-// whether the window has focus, and the notification's click.
+// Desktop notifications. Python decides what to notify. This component
+// handles what only the browser can observe: the permission, the user's
+// gestures, whether the window has focus, and the notification's click.
 export function Notifier({
   enabled,
   promptAllowed,
@@ -414,7 +414,7 @@ export function Notifier({
 }) {
   const supported = typeof window !== "undefined" && "Notification" in window;
   const permission = () => (supported ? Notification.permission : "unsupported");
-  const askedPython = useRef(false);
+  const permissionReported = useRef(false);
   const shownId = useRef(null);
 
   // Report the permission on mount and whenever the tab becomes visible again,
@@ -428,8 +428,8 @@ export function Notifier({
 
   // Before any prompt, give Python's on_browser_permission_needed a chance to object.
   useEffect(() => {
-    if (enabled && permission() === "default" && !askedPython.current) {
-      askedPython.current = true;
+    if (enabled && permission() === "default" && !permissionReported.current) {
+      permissionReported.current = true;
       onPermissionNeeded({});
     }
   }, [enabled]);
