@@ -9,6 +9,7 @@ callers can catch the package's errors selectively::
     ├── NotFound                   unknown user, conversation or message id
     ├── InvalidInput (ValueError)  a value breaks a documented limit or format
     ├── StorageError               the database failed
+    ├── ConnectionRejected         a chat server refused the connection for good
     └── SessionDestroyed (RuntimeError)
                                    a method was called on a destroyed session
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 __all__ = [
     "AuthError",
     "ChatError",
+    "ConnectionRejected",
     "InvalidInput",
     "NotFound",
     "PermissionDenied",
@@ -73,6 +75,17 @@ class StorageError(ChatError):
     """The database failed; the operation may be retried."""
 
     code = "storage_error"
+
+
+class ConnectionRejected(ChatError):
+    """A chat server ended or refused the connection for a reason retrying can't fix.
+
+    Examples are a protocol version the server does not speak, a protocol
+    violation, or a frame over the server's size limit. ``code`` is the
+    server's error code. A session fails with it instead of reconnecting.
+    """
+
+    code = "connection_rejected"
 
 
 class SessionDestroyed(ChatError, RuntimeError):

@@ -17,7 +17,7 @@ import time
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 __all__ = [
@@ -25,10 +25,12 @@ __all__ = [
     "MAX_ID_LENGTH",
     "MAX_TEXT_LENGTH",
     "AccessLevel",
+    "BaseEvent",
     "ChatEvent",
     "Conversation",
     "ConversationAttributes",
     "ConversationUpdated",
+    "EventsPage",
     "Message",
     "MessageDeleted",
     "MessageEdited",
@@ -55,11 +57,25 @@ MAX_TEXT_LENGTH = 20_000
 MAX_CUSTOM_FIELDS = 100
 """Maximum number of keys in a ``custom`` dictionary."""
 
+
+def _reject_dot_segments(value: str) -> str:
+    if value in (".", ".."):
+        raise ValueError(
+            f"id {value!r} is reserved: HTTP clients rewrite '.' and '..' in URL paths, "
+            "so choose an id with other characters"
+        )
+    return value
+
+
 Id = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[^\x00-\x1f/\\]+$"),
+    AfterValidator(_reject_dot_segments),
 ]
-"""An id: 1 to 200 characters, no control characters and no slashes (ids appear in URLs)."""
+"""An id: 1 to 200 characters, no control characters, no slashes, not "." or "..".
+
+Ids appear in URL paths of the REST API and the realtime endpoint.
+"""
 
 CustomData = Annotated[dict[str, str], Field(max_length=MAX_CUSTOM_FIELDS)]
 NullableCustomData = Annotated[dict[str, str | None], Field(max_length=MAX_CUSTOM_FIELDS)]
@@ -215,21 +231,37 @@ class UnreadConversation(WireModel):
 
 
 class UnreadsSnapshot(WireModel):
-    """A user's unread conversations with the positions they were computed at.
+    """A user's unread conversations, consistent with one position in the event log.
 
-    The snapshot already counts the messages with ``seq`` up to ``as_of_seq``
-    and the reads at or before each conversation's entry in ``read_positions``.
-    A session that subscribed before taking the snapshot skips those events.
+    The snapshot reflects every event with ``seq`` up to ``as_of_event_seq``
+    and none after it, because the store reads both in one transaction. A
+    session that subscribed before taking the snapshot skips the events up to
+    that position and applies the later ones, so nothing counts twice.
     """
 
     unreads: list[UnreadConversation]
     read_positions: dict[str, int]
     """The user's read position (a message ``seq``) in each of their conversations."""
-    as_of_seq: int
-    """The largest message ``seq`` of the app when the snapshot was taken."""
+    as_of_event_seq: int
+    """The app's latest event ``seq`` when the snapshot was taken; 0 when the log is empty."""
 
 
-class MessageSent(WireModel):
+class BaseEvent(WireModel):
+    """Base of every event model: the event's position in the app's event log."""
+
+    seq: int | None = None
+    """Position in the app's event log, assigned by the store when the change commits.
+
+    A later event of the app has a larger number. A user's events are the
+    app's events filtered to that user, so the numbers one user sees increase
+    but skip values. Live delivery and ``ChatService.events_after`` use the
+    same numbers, so a receiver drops an event whose ``seq`` it has already
+    handled. ``None`` for ``TypingChanged`` and ``PresenceChanged``, which are
+    not stored.
+    """
+
+
+class MessageSent(BaseEvent):
     """Event: a message was added to a conversation."""
 
     type: Literal["message_sent"] = "message_sent"
@@ -239,7 +271,7 @@ class MessageSent(WireModel):
     """The sender at send time, so receivers need no lookup; ``None`` for system messages."""
 
 
-class ConversationUpdated(WireModel):
+class ConversationUpdated(BaseEvent):
     """Event: a conversation's attributes or participants changed.
 
     ``removed_user_ids`` lists users who stopped being participants in this
@@ -251,7 +283,7 @@ class ConversationUpdated(WireModel):
     removed_user_ids: list[str] = Field(default_factory=list)
 
 
-class MessagesRead(WireModel):
+class MessagesRead(BaseEvent):
     """Event: a participant read a conversation up to and including a message.
 
     ``unread_message_count`` is that participant's remaining unread count in
@@ -267,7 +299,7 @@ class MessagesRead(WireModel):
     unread_message_count: int
 
 
-class MessageEdited(WireModel):
+class MessageEdited(BaseEvent):
     """Event: a message's text or ``custom`` changed.
 
     ``message`` is the message after the edit, with ``edited_at`` set.
@@ -278,7 +310,7 @@ class MessageEdited(WireModel):
     message: Message
 
 
-class MessageDeleted(WireModel):
+class MessageDeleted(BaseEvent):
     """Event: a message was deleted from a conversation.
 
     ``conversation`` is read after the deletion, so its ``last_message_at`` is
@@ -295,7 +327,7 @@ class MessageDeleted(WireModel):
     """``seq`` of the deleted message."""
 
 
-class TypingChanged(WireModel):
+class TypingChanged(BaseEvent):
     """Event: a participant started or stopped typing. It is not stored.
 
     Every participant receives it, the typist included, so a receiver skips
@@ -312,7 +344,7 @@ class TypingChanged(WireModel):
     expires_at: int
 
 
-class PresenceChanged(WireModel):
+class PresenceChanged(BaseEvent):
     """Event: a participant came online (their first session connected) or went offline.
 
     It is published once per conversation of that user, so every receiver
@@ -336,3 +368,22 @@ ChatEvent = Annotated[
     Field(discriminator="type"),
 ]
 """Any event published by the chat service."""
+
+
+class EventsPage(WireModel):
+    """A user's stored events after a log position, oldest first.
+
+    Returned by ``ChatService.events_after``. When ``has_more`` is true, call
+    again with ``next_after_seq`` to get the following events.
+    """
+
+    events: list[ChatEvent]
+    has_more: bool
+    next_after_seq: int
+    """The log position this page reaches; pass it as ``after_seq`` to continue.
+
+    It is the last event's ``seq`` when ``has_more`` is true. Otherwise it is
+    the app's latest event ``seq`` at the time of the read, which may be
+    another user's event. A client that resumes from it keeps a recent
+    position even when it receives no events for a long time.
+    """

@@ -16,18 +16,37 @@ Authorization rules:
 
 Checks that depend on the stored conversation run inside the store's write
 transaction (the ``authorize`` callbacks of ``Store.upsert_conversation``,
-``Store.insert_message``, ``Store.update_message`` and
-``Store.delete_message``), so a concurrent change cannot slip in between the
-check and the write.
+``Store.insert_message``, ``Store.update_message``,
+``Store.delete_message`` and ``Store.mark_read``), so a concurrent change
+cannot slip in between the check and the write.
+
+Every change a user can see is also an event in the store's event log: the
+service passes a ``log_event`` callback to the write, and the store appends
+the event, numbered with ``seq``, in the change's own transaction. The
+recipients logged with it come from :func:`_recipients`, the rule live
+delivery uses, so replay and live delivery reach the same users.
+``events_after`` returns a user's logged events after a ``seq``, which is how
+a client that reconnects gets every event it missed, once.
 
 Events travel through the broker even inside one process: every operation
-that changes something publishes a JSON event on the channel
-``talkjs:{app_id}:events``, and so does ``set_typing``, whose events are not
-stored. Every service of that app decodes each payload once and calls the
-local listeners of the event's participants. A service therefore reads
-nothing from the store to deliver an event. When publishing fails after a
-change was stored, the operation still succeeds and the failure is logged,
-because the change itself is durable and clients see it when they reload.
+that changes something publishes its logged event, ``seq`` included, as JSON
+on the channel ``talkjs:{app_id}:events``. ``set_typing`` and presence
+changes publish events that are not logged and have no ``seq``. Every
+service of that app decodes each payload once and calls the local listeners
+of the event's recipients. A service therefore reads nothing from the store
+to deliver an event. When publishing fails after a change was stored, the
+operation still succeeds and the failure is logged, because the change and
+its event are durable and clients get them by replay or reload.
+
+Each operation publishes its logged event right after the store call
+returns, with no other ``await`` in between. The store completes writes in
+``seq`` order and asyncio resumes the waiting operations in that order, so
+one service publishes its events in ``seq`` order, and a receiver may drop
+any event whose ``seq`` is not above the last one it handled.
+
+NOTE: that order is kept per service only. Several services of one app behind a
+shared broker can publish two events in the other order, and a session that
+receives the higher ``seq`` first drops the lower one for good.
 """
 
 from __future__ import annotations
@@ -56,6 +75,7 @@ from .models import (
     Conversation,
     ConversationAttributes,
     ConversationUpdated,
+    EventsPage,
     Id,
     Message,
     MessageDeleted,
@@ -73,12 +93,23 @@ from .models import (
     User,
     now_ms,
 )
-from .store import Store
+from .store import (
+    DEFAULT_EVENT_RETENTION_MS,
+    ConversationUpsert,
+    ConversationWithLastMessage,
+    DeletedMessage,
+    InsertedMessage,
+    NewEvent,
+    ReadPosition,
+    Store,
+    UpdatedMessage,
+    UserConversation,
+)
 from .subscription import Subscription
 
 __all__ = [
     "MAX_NEW_USERS_PER_SYNC",
-    "MAX_RESUME_MESSAGES",
+    "MAX_USERS_PER_BATCH",
     "TRUSTED",
     "TYPING_EXPIRY_MS",
     "TYPING_REPEAT_INTERVAL_MS",
@@ -86,6 +117,7 @@ __all__ = [
     "Actor",
     "ChatService",
     "Limits",
+    "MessageDraft",
     "Subscription",
 ]
 
@@ -98,8 +130,8 @@ _M = TypeVar("_M", bound=BaseModel)
 MAX_NEW_USERS_PER_SYNC = 20
 """Maximum number of users that one ``sync_conversation`` call may create."""
 
-MAX_RESUME_MESSAGES = 1000
-"""Missed messages a reconnecting session gets back in one call."""
+MAX_USERS_PER_BATCH = 100
+"""Maximum number of users that one ``upsert_users`` call may write, as in TalkJS's REST API."""
 
 TYPING_REPEAT_INTERVAL_MS = 3_000
 """Milliseconds after a published ``typing=True`` in which a repeat of it publishes nothing."""
@@ -141,6 +173,16 @@ class Limits:
     max_page_size: int = 100
     """Maximum messages returned by one ``list_messages`` call."""
 
+    max_events_page_size: int = 1000
+    """Maximum events returned by one ``events_after`` call."""
+
+    event_retention_ms: int = DEFAULT_EVENT_RETENTION_MS
+    """Milliseconds a logged event stays available to ``events_after``: 7 days by default.
+
+    Older events are pruned, a few per logged write. A client whose last
+    ``seq`` is older gets ``resume_gap`` and reloads instead of replaying.
+    """
+
 
 @dataclass(slots=True)
 class _NewMessage:
@@ -152,6 +194,17 @@ class _NewMessage:
     type: MessageType
     custom: dict[str, str] = field(default_factory=dict)
     origin: MessageOrigin = MessageOrigin.WEB
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageDraft:
+    """One message of a ``send_messages`` call; the fields are those of ``send_message``."""
+
+    text: str
+    sender_id: str | None = None
+    type: MessageType = MessageType.USER
+    custom: Mapping[str, str] | None = None
     idempotency_key: str | None = None
 
 
@@ -247,7 +300,7 @@ class ChatService:
                 "call start() once, or create a new ChatService after close()",
                 code="service_already_started",
             )
-        await self._store.open()
+        await self._store.open(event_retention_ms=self._limits.event_retention_ms)
         try:
             if self._owns_broker:
                 await self._broker.start()
@@ -259,6 +312,16 @@ class ChatService:
             raise
         self._state = _State.RUNNING
         logger.info("chat service started for app %r", self._app_id)
+
+    async def check_store(self) -> None:
+        """Run a trivial store query, for readiness checks.
+
+        Raises:
+            ChatError: the service is not running.
+            StorageError: the store query failed.
+        """
+        self._require_running()
+        await self._store.ping()
 
     async def close(self) -> None:
         """Unsubscribe from the broker, close the broker if the service owns it, close the store.
@@ -353,6 +416,60 @@ class ChatService:
         visible_to = None if actor is TRUSTED else actor
         return await self._store.get_users(list(dict.fromkeys(checked)), visible_to=visible_to)
 
+    @_converting_validation_errors
+    async def upsert_users(self, users: Sequence[User]) -> list[User]:
+        """Create or update up to ``MAX_USERS_PER_BATCH`` users in one transaction: all or none.
+
+        Each user merges like in ``upsert_user``. Every user is validated
+        before anything is written, and a failure while writing rolls the
+        whole batch back. Publishes nothing, like ``upsert_user``.
+
+        Raises:
+            InvalidInput: there are more than ``MAX_USERS_PER_BATCH`` users, an
+                id is listed twice, or a user is invalid; the message names the
+                user.
+        """
+        self._require_running()
+        if len(users) > MAX_USERS_PER_BATCH:
+            raise InvalidInput(
+                f"the batch has {len(users)} users, over the limit of {MAX_USERS_PER_BATCH}: "
+                "split it into several calls"
+            )
+        checked: list[User] = []
+        seen: set[str] = set()
+        for user in users:
+            try:
+                checked.append(_as_model(User, user))
+            except ValidationError as exc:
+                user_id = user.get("id") if isinstance(user, Mapping) else None
+                raise InvalidInput(
+                    f"user {_shorten(user_id)}: {_invalid_input_from(exc).message}"
+                ) from exc
+            if checked[-1].id in seen:
+                raise InvalidInput(
+                    f"user '{checked[-1].id}' is listed twice in the batch: list each user once"
+                )
+            seen.add(checked[-1].id)
+        return await self._store.upsert_users(checked)
+
+    @_converting_validation_errors
+    async def list_users(self, *, limit: int, starting_after: str | None = None) -> list[User]:
+        """Return up to ``limit`` of the app's users ordered by id, for trusted server code.
+
+        The page contains the users whose ids sort after ``starting_after``
+        (compared as UTF-8 bytes); pass the last id of a page to get the next
+        one. A page shorter than ``limit`` is the last.
+
+        Raises:
+            InvalidInput: ``limit`` is outside 1 to ``limits.max_page_size``, or
+                ``starting_after`` is not a valid id.
+        """
+        self._require_running()
+        _check_limit(limit, self._limits.max_page_size)
+        if starting_after is not None:
+            starting_after = _check_id("startingAfter", starting_after)
+        return await self._store.list_users(limit=limit, starting_after=starting_after)
+
     # Conversations
 
     @_converting_validation_errors
@@ -399,9 +516,9 @@ class ChatService:
                 _authorize_sync, actor, conversation_id, checked_participants
             ),
             new_users=checked_new_users,
+            log_event=_conversation_updated_event,
         )
-        if result.changed:
-            await self._publish(ConversationUpdated(conversation=result.conversation))
+        await self._publish_logged(result.event)
         return result.conversation
 
     @_converting_validation_errors
@@ -445,9 +562,11 @@ class ChatService:
             raise NotFound(
                 f"user '{user_id}' is not a participant of conversation '{conversation_id}'"
             )
-        updated = await self._store.remove_participant(conversation_id, user_id)
-        await self._publish(ConversationUpdated(conversation=updated, removed_user_ids=[user_id]))
-        return updated
+        removed = await self._store.remove_participant(
+            conversation_id, user_id, log_event=functools.partial(_removal_event, user_id)
+        )
+        await self._publish_logged(removed.event)
+        return removed.conversation
 
     @_converting_validation_errors
     async def list_conversations(self, user_id: str) -> list[Conversation]:
@@ -455,6 +574,127 @@ class ChatService:
         self._require_running()
         user_id = _check_id("user id", user_id)
         return await self._store.list_user_conversations(user_id)
+
+    @_converting_validation_errors
+    async def list_user_conversations(
+        self,
+        user_id: str,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        unreads_only: bool = False,
+    ) -> list[UserConversation]:
+        """Return a page of the user's conversations with their unread counts.
+
+        The order is that of ``list_conversations``: most recent activity
+        first. The page starts after the conversation ``starting_after``;
+        pass the last id of a page to get the next one. With
+        ``unreads_only``, only conversations with unread messages are
+        returned. Each entry carries the latest message.
+
+        Raises:
+            InvalidInput: ``limit`` is outside 1 to ``limits.max_page_size``,
+                or ``starting_after`` is not one of the user's conversations.
+        """
+        self._require_running()
+        user_id = _check_id("user id", user_id)
+        _check_limit(limit, self._limits.max_page_size)
+        if starting_after is not None:
+            starting_after = _check_id("startingAfter", starting_after)
+        if not isinstance(unreads_only, bool):
+            raise InvalidInput(f"unreads_only {unreads_only!r} is not a bool: pass True or False")
+        return await self._store.list_user_conversation_page(
+            user_id, limit=limit, starting_after=starting_after, unreads_only=unreads_only
+        )
+
+    @_converting_validation_errors
+    async def list_all_conversations(
+        self, *, limit: int, starting_after: str | None = None
+    ) -> list[ConversationWithLastMessage]:
+        """Return up to ``limit`` of the app's conversations ordered by id, for trusted server code.
+
+        Paging works like ``list_users``. Each entry carries the latest message.
+
+        Raises:
+            InvalidInput: ``limit`` is outside 1 to ``limits.max_page_size``, or
+                ``starting_after`` is not a valid id.
+        """
+        self._require_running()
+        _check_limit(limit, self._limits.max_page_size)
+        if starting_after is not None:
+            starting_after = _check_id("startingAfter", starting_after)
+        return await self._store.list_conversations(limit=limit, starting_after=starting_after)
+
+    @_converting_validation_errors
+    async def set_participant(
+        self,
+        actor: Actor,
+        conversation_id: str,
+        user_id: str,
+        participation: Participation,
+        *,
+        existing_only: bool = False,
+    ) -> Conversation:
+        """Add a user to an existing conversation, or change a participant's settings.
+
+        Unlike ``sync_conversation``, this never creates the conversation.
+        The fields set in ``participation`` replace the stored ones, the
+        others keep their stored values, and a new participant gets the
+        defaults for them. With ``existing_only``, the user must already be a
+        participant. A user actor needs ReadWrite access, as for
+        ``sync_conversation``. The checks run in the store's write
+        transaction. Publishes ``ConversationUpdated`` when something changed.
+
+        Raises:
+            NotFound: the conversation or the user does not exist, or, with
+                ``existing_only``, the user is not a participant.
+            PermissionDenied: the actor is a user without ReadWrite access.
+        """
+        self._require_running()
+        actor = _check_actor(actor)
+        conversation_id = _check_id("conversation id", conversation_id)
+        user_id = _check_id("user id", user_id)
+        participation = _as_model(Participation, participation)
+
+        result = await self._store.upsert_conversation(
+            conversation_id,
+            None,
+            {user_id: participation},
+            authorize=functools.partial(
+                _authorize_participant_change, actor, conversation_id, user_id, existing_only
+            ),
+            log_event=_conversation_updated_event,
+        )
+        await self._publish_logged(result.event)
+        return result.conversation
+
+    @_converting_validation_errors
+    async def delete_conversation(self, actor: Actor, conversation_id: str) -> None:
+        """Delete a conversation with its participants and messages; only :data:`TRUSTED` may.
+
+        Publishes ``ConversationUpdated`` with no participants left and every
+        former participant in ``removed_user_ids``, so live sessions drop the
+        conversation. Deleting cannot be undone.
+
+        Raises:
+            NotFound: the conversation does not exist.
+            PermissionDenied: the actor is a user.
+        """
+        self._require_running()
+        actor = _check_actor(actor)
+        conversation_id = _check_id("conversation id", conversation_id)
+        if actor is not TRUSTED:
+            raise PermissionDenied(
+                f"user '{actor}' cannot delete conversation '{conversation_id}': only trusted "
+                "server code can delete conversations; a user can leave with remove_participant"
+            )
+
+        deleted = await self._store.delete_conversation(
+            conversation_id,
+            authorize=functools.partial(_authorize_delete, conversation_id),
+            log_event=_deletion_event,
+        )
+        await self._publish_logged(deleted.event)
 
     # Messages
 
@@ -513,6 +753,7 @@ class ChatService:
         inserted = await self._store.insert_message(
             new_message,
             authorize=functools.partial(_authorize_send, new_message.sender_id, conversation_id),
+            log_event=_message_sent_event,
         )
         message = inserted.message
         if not inserted.created:
@@ -524,12 +765,90 @@ class ChatService:
                 message.id,
             )
             return message
-        await self._publish(
-            MessageSent(conversation=inserted.conversation, message=message, sender=inserted.sender)
-        )
+        await self._publish_logged(inserted.event)
         if message.sender_id is not None:
             await self._clear_typing(inserted.conversation, message.sender_id)
         return message
+
+    @_converting_validation_errors
+    async def send_messages(
+        self,
+        actor: Actor,
+        conversation_id: str,
+        drafts: Sequence[MessageDraft],
+        *,
+        origin: MessageOrigin = MessageOrigin.WEB,
+    ) -> list[Message]:
+        """Check several messages, then send them in order like ``send_message``.
+
+        Every draft is checked before the first is stored: its text,
+        ``custom``, key and sender, the sender's ReadWrite access, and that
+        no sender uses one idempotency key twice in the batch. So an invalid
+        batch stores nothing. The messages are then inserted one by one, each
+        in its own transaction.
+
+        NOTE: the batch is not one transaction. If a sender loses access, or
+        the conversation is deleted, while the batch is being stored, the
+        messages before that point stay stored and the call raises. Resending
+        the batch with the same idempotency keys then stores only the rest.
+
+        Raises:
+            InvalidInput: a draft is invalid; the message names its position.
+            NotFound: the conversation does not exist.
+            PermissionDenied: a sender is not a ReadWrite participant, or the
+                actor may not send a draft as its sender or type.
+        """
+        self._require_running()
+        actor = _check_actor(actor)
+        conversation_id = _check_id("conversation id", conversation_id)
+        origin = _check_enum(MessageOrigin, origin, "origin")
+        checked: list[_NewMessage] = []
+        keys: set[tuple[str | None, str]] = set()
+        for position, draft in enumerate(drafts, start=1):
+            try:
+                message_type = _check_enum(MessageType, draft.type, "type")
+                new_message = _NewMessage(
+                    conversation_id=conversation_id,
+                    sender_id=_resolve_sender(actor, draft.sender_id, message_type),
+                    text=_check_text(draft.text, message_type),
+                    type=message_type,
+                    custom=_check_custom(draft.custom),
+                    origin=origin,
+                    idempotency_key=_check_idempotency_key(draft.idempotency_key),
+                )
+            except ChatError as exc:
+                raise type(exc)(
+                    f"message {position} of {len(drafts)}: {exc.message}", code=exc.code
+                ) from exc
+            if new_message.idempotency_key is not None:
+                key = (new_message.sender_id, new_message.idempotency_key)
+                if key in keys:
+                    raise InvalidInput(
+                        f"message {position} of {len(drafts)} repeats idempotency_key "
+                        f"{_shorten(key[1])} of an earlier message of the same sender: use a "
+                        "new key for each message"
+                    )
+                keys.add(key)
+            checked.append(new_message)
+
+        conversation = await self._require_conversation(conversation_id)
+        for new_message in checked:
+            if new_message.sender_id is not None:
+                _require_write_access(new_message.sender_id, conversation, "sending")
+
+        return [
+            await self.send_message(
+                actor,
+                conversation_id,
+                new_message.text,
+                sender_id=new_message.sender_id,
+                type=new_message.type,
+                custom=new_message.custom,
+                idempotency_key=new_message.idempotency_key,
+                origin=origin,
+            )
+            for new_message in checked
+        ]
 
     @_converting_validation_errors
     async def edit_message(
@@ -577,11 +896,10 @@ class ChatService:
             custom=custom_update,
             edited_at=now_ms(),
             authorize=functools.partial(_authorize_edit, actor, text),
+            log_event=_message_edited_event,
         )
         if updated.changed:
-            await self._publish(
-                MessageEdited(conversation=updated.conversation, message=updated.message)
-            )
+            await self._publish_logged(updated.event)
         else:
             logger.debug(
                 "edit of message %r in conversation %r changed nothing; nothing published",
@@ -616,14 +934,9 @@ class ChatService:
             conversation_id,
             message_id,
             authorize=functools.partial(_authorize_message_change, actor, "delete"),
+            log_event=_message_deleted_event,
         )
-        await self._publish(
-            MessageDeleted(
-                conversation=deleted.conversation,
-                message_id=deleted.message.id,
-                message_seq=deleted.message.seq,
-            )
-        )
+        await self._publish_logged(deleted.event)
 
     @_converting_validation_errors
     async def set_typing(self, user_id: str, conversation_id: str, typing: bool) -> None:
@@ -730,6 +1043,29 @@ class ChatService:
             conversation_id, limit=limit, before_message_id=before
         )
 
+    @_converting_validation_errors
+    async def get_message(self, actor: Actor, conversation_id: str, message_id: str) -> Message:
+        """Return one message of a conversation the actor participates in.
+
+        Raises:
+            NotFound: the conversation does not exist, or the message is not in it.
+            PermissionDenied: the actor is a user who is not a participant.
+        """
+        self._require_running()
+        actor = _check_actor(actor)
+        conversation_id = _check_id("conversation id", conversation_id)
+        message_id = _check_id("message id", message_id)
+
+        conversation = await self._require_conversation(conversation_id)
+        _require_participant(actor, conversation)
+        message = await self._store.get_message(conversation_id, message_id)
+        if message is None:
+            raise NotFound(
+                f"message '{message_id}' not found in conversation '{conversation_id}': "
+                "it was deleted, or its id belongs to another conversation"
+            )
+        return message
+
     # Read positions
 
     @_converting_validation_errors
@@ -739,7 +1075,9 @@ class ChatService:
         """Mark the conversation read up to ``message_id`` (default: the newest).
 
         The read position never moves backwards. Publishes ``MessagesRead``
-        only when the position moved.
+        only when the position moved. Any participant may mark read; the
+        check, the move and the event's participant list are all read in one
+        write transaction.
 
         Raises:
             NotFound: the conversation or the message does not exist.
@@ -751,58 +1089,55 @@ class ChatService:
         if message_id is not None:
             message_id = _check_id("message id", message_id)
 
-        conversation = await self._require_conversation(conversation_id)
-        _require_participant(user_id, conversation)
-        # Any participant may mark read. Store.mark_read checks participation
-        # again inside its write transaction (NotFound otherwise), so a user
-        # removed after the check above cannot move a read position.
-        position = await self._store.mark_read(conversation_id, user_id, message_id)
-        if position.moved:
-            # NOTE: the event's participant list, which picks the recipients,
-            # was read before the mark and misses a participant change made
-            # between the two steps.
-            await self._publish(
-                MessagesRead(
-                    conversation=conversation,
-                    user_id=user_id,
-                    last_read_message_id=position.last_read_message_id,
-                    last_read_seq=position.last_read_seq,
-                    unread_message_count=position.unread_message_count,
-                )
-            )
+        position = await self._store.mark_read(
+            conversation_id,
+            user_id,
+            message_id,
+            authorize=functools.partial(_authorize_read, user_id, conversation_id),
+            log_event=functools.partial(_messages_read_event, user_id),
+        )
+        await self._publish_logged(position.event)
 
     @_converting_validation_errors
-    async def messages_after(
-        self, user_id: str, after_seq: int, *, limit: int = MAX_RESUME_MESSAGES
-    ) -> tuple[list[MessageSent], bool]:
-        """Return the ``MessageSent`` events a user missed after message ``after_seq``.
+    async def events_after(self, user_id: str, after_seq: int, *, limit: int = 100) -> EventsPage:
+        """Return the user's logged events with ``seq`` above ``after_seq``, oldest first.
 
-        At most ``limit`` events come back, oldest first, with whether that
-        is all of them. A session resumes with this after a reconnect.
+        A client resumes with this after a reconnect: it passes the last
+        ``seq`` it handled (or an ``UnreadsSnapshot``'s ``as_of_event_seq``)
+        and gets every stored event it missed, each once, in the order they
+        happened. These are the events live delivery sends to the user: of
+        the conversations the user took part in when each event happened, and
+        the ``ConversationUpdated`` that removed them. A user's numbers
+        increase but skip the app's other events. When ``has_more`` is true,
+        call again with ``next_after_seq``. Typing and presence events are
+        not stored and never come back.
+
+        Raises:
+            InvalidInput: ``after_seq`` is negative or not an integer, or
+                ``limit`` is outside 1 to ``limits.max_events_page_size``.
+            ChatError: code ``resume_gap`` when events after ``after_seq`` were
+                pruned (``limits.event_retention_ms``) or ``after_seq`` is
+                beyond the log's end. Reload the unreads snapshot and the
+                open conversations, then resume after the snapshot's
+                ``as_of_event_seq``.
         """
         self._require_running()
         user_id = _check_id("user id", user_id)
-        if after_seq < 0:
-            raise InvalidInput(f"after_seq {after_seq} is negative: use a message seq, or 0")
-        messages, conversations, senders = await self._store.list_messages_after(
-            user_id, after_seq, limit=limit + 1
-        )
-        events = [
-            MessageSent(
-                conversation=conversations[message.conversation_id],
-                message=message,
-                sender=senders.get(message.sender_id) if message.sender_id else None,
+        if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
+            raise InvalidInput(
+                f"after_seq {after_seq!r} is invalid: pass 0 or the seq of an event "
+                "or snapshot you received"
             )
-            for message in messages[:limit]
-        ]
-        return events, len(messages) <= limit
+        _check_limit(limit, self._limits.max_events_page_size)
+        return await self._store.events_after(user_id, after_seq, limit=limit)
 
     @_converting_validation_errors
     async def get_unreads_snapshot(self, user_id: str) -> UnreadsSnapshot:
-        """Return the user's unreads with the positions they were computed at.
+        """Return the user's unreads with the event ``seq`` they are consistent with.
 
-        A session subscribes first and takes this snapshot second; the
-        positions let it skip the events the snapshot already counts.
+        A session subscribes first and takes this snapshot second. It skips
+        the events up to ``as_of_event_seq``, which the snapshot already
+        reflects, and resumes after it with ``events_after``.
         """
         self._require_running()
         user_id = _check_id("user id", user_id)
@@ -907,13 +1242,19 @@ class ChatService:
                 del self._present[user_id]
                 self._announce_presence(user_id, online=False)
 
+    async def _publish_logged(self, event: ChatEvent | None) -> None:
+        """Publish the event a store write logged; ``None`` (nothing logged) publishes nothing."""
+        if event is not None:
+            await self._publish(event)
+
     async def _publish(self, event: ChatEvent) -> None:
         payload = event.model_dump_json(by_alias=True).encode()
         try:
             await self._broker.publish(self._channel, payload)
         except Exception:
-            # The change is already stored, so the operation succeeded; only
-            # the live update is lost and clients see the change on reload.
+            # The change and its event are already stored, so the operation
+            # succeeded. Only the live update is lost: a session gets the
+            # event when it next replays, and other clients when they reload.
             logger.exception(
                 "publishing %s of conversation %r on channel %r failed; listeners miss this event",
                 event.type,
@@ -996,6 +1337,28 @@ def _require_write_access(actor: Actor, conversation: Conversation, action: str)
         f"user '{actor}' has {access.value} access to conversation '{conversation.id}'; "
         f"{action} needs ReadWrite"
     )
+
+
+def _authorize_participant_change(
+    actor: Actor,
+    conversation_id: str,
+    user_id: str,
+    existing_only: bool,
+    conversation: Conversation | None,
+) -> None:
+    """Authorize a ``set_participant``. It runs in the store's write transaction, so no I/O."""
+    conversation = _require_found(conversation_id, conversation)
+    if existing_only and conversation.access_of(user_id) is None:
+        raise NotFound(
+            f"user '{user_id}' is not a participant of conversation '{conversation_id}': "
+            "add the user first"
+        )
+    _require_write_access(actor, conversation, "changing participants")
+
+
+def _authorize_delete(conversation_id: str, conversation: Conversation | None) -> None:
+    """Check, in the store's delete transaction, that the conversation exists."""
+    _require_found(conversation_id, conversation)
 
 
 def _authorize_sync(
@@ -1118,11 +1481,88 @@ def _resolve_sender(actor: Actor, sender_id: str | None, message_type: MessageTy
     return actor
 
 
+def _authorize_read(user_id: str, conversation_id: str, conversation: Conversation | None) -> None:
+    """Authorize a ``mark_read``. It runs in the store's write transaction, so no I/O."""
+    _require_participant(user_id, _require_found(conversation_id, conversation))
+
+
 def _recipients(event: ChatEvent) -> list[str]:
+    """Return who receives ``event``, live and by replay alike.
+
+    These are the participants in the event's ``conversation``, which the
+    store reads in the transaction of the change, plus the users a
+    ``ConversationUpdated`` removed, so that they learn of their removal.
+    """
     user_ids = list(event.conversation.participants)
     if isinstance(event, ConversationUpdated):
         user_ids.extend(event.removed_user_ids)
     return list(dict.fromkeys(user_ids))
+
+
+# Builders of the logged events, passed to the store as ``log_event``. They
+# run inside the write transaction and return None when nothing changed.
+
+
+def _logged(event: ChatEvent) -> NewEvent:
+    return NewEvent(event, _recipients(event))
+
+
+def _conversation_updated_event(result: ConversationUpsert) -> NewEvent | None:
+    if not result.changed:
+        return None
+    return _logged(ConversationUpdated(conversation=result.conversation))
+
+
+def _removal_event(user_id: str, conversation: Conversation) -> NewEvent:
+    return _logged(ConversationUpdated(conversation=conversation, removed_user_ids=[user_id]))
+
+
+def _deletion_event(conversation: Conversation) -> NewEvent:
+    # Every former participant is removed, so each receives this last event.
+    return _logged(
+        ConversationUpdated(
+            conversation=conversation.model_copy(update={"participants": {}}),
+            removed_user_ids=list(conversation.participants),
+        )
+    )
+
+
+def _message_sent_event(result: InsertedMessage) -> NewEvent | None:
+    if not result.created:
+        return None
+    return _logged(
+        MessageSent(conversation=result.conversation, message=result.message, sender=result.sender)
+    )
+
+
+def _message_edited_event(result: UpdatedMessage) -> NewEvent | None:
+    if not result.changed:
+        return None
+    return _logged(MessageEdited(conversation=result.conversation, message=result.message))
+
+
+def _message_deleted_event(result: DeletedMessage) -> NewEvent:
+    return _logged(
+        MessageDeleted(
+            conversation=result.conversation,
+            message_id=result.message.id,
+            message_seq=result.message.seq,
+        )
+    )
+
+
+def _messages_read_event(user_id: str, position: ReadPosition) -> NewEvent | None:
+    if not position.moved:
+        return None
+    return _logged(
+        MessagesRead(
+            conversation=position.conversation,
+            user_id=user_id,
+            last_read_message_id=position.last_read_message_id,
+            last_read_seq=position.last_read_seq,
+            unread_message_count=position.unread_message_count,
+        )
+    )
 
 
 # Input validation
@@ -1142,7 +1582,7 @@ def _check_id(kind: str, value: object) -> str:
     except ValidationError as exc:
         raise InvalidInput(
             f"{kind} {_shorten(value)} is invalid: use 1 to {MAX_ID_LENGTH} characters "
-            "without slashes, backslashes or control characters"
+            "without slashes, backslashes or control characters, other than '.' or '..'"
         ) from exc
 
 

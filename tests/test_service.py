@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from pydantic import ValidationError
 
 from talkjs_components.broker.memory import MemoryBroker
 from talkjs_components.errors import ChatError, InvalidInput, NotFound, PermissionDenied
@@ -676,13 +677,19 @@ async def test_text_at_limit_accepted(chat: ChatService) -> None:
     assert len(sent.text) == MAX_TEXT_LENGTH
 
 
-@pytest.mark.parametrize("conversation_id", ["a/b", "", "tab\there", "x" * 201])
+@pytest.mark.parametrize("conversation_id", ["a/b", "", "tab\there", "x" * 201, ".", ".."])
 async def test_invalid_conversation_id(chat: ChatService, conversation_id: str) -> None:
     with pytest.raises(InvalidInput) as raised:
         await chat.send_message("alice", conversation_id, "hello")
 
     assert str(raised.value).startswith("conversation id '")
     assert "is invalid: use 1 to 200 characters" in str(raised.value)
+
+
+@pytest.mark.parametrize("user_id", [".", ".."])
+def test_dot_segment_ids_rejected_by_models(user_id: str) -> None:
+    with pytest.raises(ValidationError, match="reserved"):
+        User(id=user_id, name="Dot")
 
 
 async def test_invalid_custom_rejected(chat: ChatService) -> None:
@@ -1127,34 +1134,31 @@ async def test_fan_out_reads_store_once(
 # Resuming after a reconnect
 
 
-async def test_messages_after_returns_missed(chat: ChatService) -> None:
+async def test_events_after_returns_missed(chat: ChatService) -> None:
     first = await chat.send_message("alice", "c1", "one")
+    [first_event] = (await chat.events_after("bob", 0)).events[-1:]
     await chat.sync_conversation(TRUSTED, "c2", participants={"carol": Participation()})
     await chat.send_message(TRUSTED, "c2", "not for bob", sender_id="carol")
     second = await chat.send_message("bob", "c1", "two")
+    assert isinstance(first_event, MessageSent)
+    assert first_event.message.id == first.id
+    assert first_event.seq is not None
 
-    events, complete = await chat.messages_after("bob", first.seq)
+    page = await chat.events_after("bob", first_event.seq)
 
-    assert complete
-    assert [event.message.id for event in events] == [second.id]
-    assert events[0].sender is not None
-    assert events[0].sender.id == "bob"
-    assert events[0].conversation.id == "c1"
-
-
-async def test_messages_after_reports_truncation(chat: ChatService) -> None:
-    for number in range(5):
-        await chat.send_message("alice", "c1", f"m{number}")
-
-    events, complete = await chat.messages_after("bob", 0, limit=3)
-
-    assert not complete
-    assert [event.message.text for event in events] == ["m0", "m1", "m2"]
+    assert not page.has_more
+    assert len(page.events) == 1
+    event = page.events[0]
+    assert isinstance(event, MessageSent)
+    assert event.message.id == second.id
+    assert event.sender is not None
+    assert event.sender.id == "bob"
+    assert event.conversation.id == "c1"
 
 
-async def test_messages_after_rejects_negative(chat: ChatService) -> None:
+async def test_events_after_rejects_negative(chat: ChatService) -> None:
     with pytest.raises(InvalidInput, match="after_seq -1"):
-        await chat.messages_after("bob", -1)
+        await chat.events_after("bob", -1)
 
 
 async def test_close_calls_on_close(database_path: Path) -> None:

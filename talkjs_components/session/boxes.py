@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,8 @@ if TYPE_CHECKING:
     from .talk_session import TalkSession
 
 __all__ = ["BoxKind", "UIBox", "mount_box"]
+
+logger = logging.getLogger("talkjs_components.session")
 
 
 class BoxKind(StrEnum):
@@ -26,13 +29,17 @@ class UIBox:
     """A mounted Chatbox, Inbox or Popup, registered with its session until unmounted.
 
     ``current_conversation_id`` is the conversation the box shows. The
-    component that owns the box sets ``on_select`` to handle :meth:`select`.
+    component that owns the box sets ``on_select`` to handle :meth:`select`,
+    and ``on_reload`` to load its conversation again from the backend: the
+    session calls it after a reconnect that could not replay every missed
+    event (``resume_gap``), because what the box shows may then be stale.
     """
 
     def __init__(self, session: TalkSession, kind: BoxKind) -> None:
         self.kind = kind
         self.current_conversation_id: str | None = None
         self.on_select: Callable[[str | None], None] | None = None
+        self.on_reload: Callable[[], None] | None = None
         self._session = session
         self._alive = True
         session._register_box(self)
@@ -64,11 +71,21 @@ class UIBox:
         if self.on_select is not None:
             self.on_select(conversation_id)
 
+    def _request_reload(self) -> None:
+        """Call ``on_reload``; an exception in it is logged, so other boxes still reload."""
+        if not self.is_alive or self.on_reload is None:
+            return
+        try:
+            self.on_reload()
+        except Exception:
+            logger.exception("on_reload of %r failed", self)
+
     def destroy(self) -> None:
         """Unregister the box; calling it again does nothing."""
         if self._alive:
             self._alive = False
             self.on_select = None
+            self.on_reload = None
             self._session._unregister_box(self)
 
 

@@ -3,7 +3,9 @@
 A transport performs chat operations on behalf of one authenticated user and
 delivers that user's events. :class:`InProcessTransport` calls the embedded
 ChatService directly; a remote transport speaks the realtime protocol to a
-standalone server. Sessions only use the :class:`Transport` interface.
+standalone server. Sessions only use the :class:`Transport` interface, whose
+operations take plain values and return models, so that each one maps to one
+request and one response on a websocket.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from ..models import (
     ChatEvent,
     Conversation,
     ConversationAttributes,
+    EventsPage,
     Message,
-    MessageSent,
     MessagesPage,
     Participation,
     UnreadsSnapshot,
@@ -60,8 +62,11 @@ class Transport(Protocol):
         """Authenticate and start delivering events; return the stored user.
 
         With ``sync_me``, ``me``'s set fields are written to the backend first.
-        ``on_disconnect`` is called once when the connection is lost; the
-        session then connects again with this method.
+        Events are delivered in ``seq`` order, and a stored event may arrive
+        twice (live and by ``events_after``), so a receiver drops a ``seq`` it
+        has handled. ``on_disconnect`` is called once when the connection is
+        lost; the session then connects again with this method, which ends
+        the previous connection's delivery.
         """
 
     async def close(self) -> None:
@@ -132,10 +137,15 @@ class Transport(Protocol):
         """Return those of ``user_ids`` who are online."""
 
     async def get_unreads_snapshot(self) -> UnreadsSnapshot:
-        """Return the user's unreads with the positions they were computed at."""
+        """Return the user's unreads with the event ``seq`` they are consistent with."""
 
-    async def messages_after(self, after_seq: int) -> tuple[list[MessageSent], bool]:
-        """Return the missed messages after ``after_seq`` and whether that is all of them."""
+    async def events_after(self, after_seq: int, *, limit: int) -> EventsPage:
+        """Return up to ``limit`` of the user's stored events after ``after_seq``, oldest first.
+
+        Raises:
+            ChatError: code ``resume_gap`` when the backend no longer stores
+                every event after ``after_seq``; reload instead of replaying.
+        """
 
 
 class InProcessTransport:
@@ -182,6 +192,11 @@ class InProcessTransport:
                     "to create it, or create it on the server first",
                     code="user_not_found",
                 ) from exc
+        if self._subscription is not None:
+            # A connect after a failed resume replaces the earlier subscription,
+            # so no event is delivered twice by two subscriptions.
+            self._subscription.unsubscribe()
+            self._subscription = None
         self._service, self._user_id = service, me.id
         self._connected_once = True
 
@@ -295,6 +310,6 @@ class InProcessTransport:
         service, user_id = self._bound
         return await service.get_unreads_snapshot(user_id)
 
-    async def messages_after(self, after_seq: int) -> tuple[list[MessageSent], bool]:
+    async def events_after(self, after_seq: int, *, limit: int) -> EventsPage:
         service, user_id = self._bound
-        return await service.messages_after(user_id, after_seq)
+        return await service.events_after(user_id, after_seq, limit=limit)

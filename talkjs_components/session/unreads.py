@@ -27,15 +27,17 @@ UnreadsHandler = Callable[[list[UnreadConversation]], Any]
 class Unreads:
     """Conversations in which the session's user has unread messages.
 
-    The list is loaded once when the session connects and then updated from
-    the session's events without querying the backend again.
+    The list is loaded when the session connects, and again after a
+    reconnect that could not replay every missed event. In between it is
+    updated from the session's events without querying the backend. The
+    session passes on only events after the snapshot's ``as_of_event_seq``,
+    each once and in ``seq`` order, so nothing is counted twice.
     """
 
     def __init__(self, session: TalkSession) -> None:
         self._session = session
         self._by_conversation: dict[str, UnreadConversation] | None = None
         self._read_positions: dict[str, int] = {}
-        self._as_of_seq = 0
         self._handlers: list[UnreadsHandler] = []
 
     @property
@@ -78,7 +80,6 @@ class Unreads:
     def _load(self, snapshot: UnreadsSnapshot) -> None:
         self._by_conversation = {unread.conversation.id: unread for unread in snapshot.unreads}
         self._read_positions = dict(snapshot.read_positions)
-        self._as_of_seq = snapshot.as_of_seq
         self._notify()
 
     def _apply(self, event: ChatEvent, me_id: str) -> None:
@@ -88,20 +89,12 @@ class Unreads:
             self._notify()
 
     def _update(self, event: ChatEvent, me_id: str) -> bool:
-        """Apply ``event``; return whether the list changed.
-
-        The session subscribes before it loads the snapshot, so events from
-        before the snapshot can arrive after it. Those are skipped by
-        comparing with the snapshot's positions, which keeps every message
-        counted exactly once.
-        """
+        """Apply an event that came after the snapshot; return whether the list changed."""
         table = self._by_conversation
         assert table is not None
         conversation_id = event.conversation.id
         if isinstance(event, MessageSent):
             message = event.message
-            if message.seq <= self._as_of_seq:
-                return False
             if message.sender_id == me_id:
                 # Sending moves the sender's read position to their message.
                 self._read_positions[conversation_id] = message.seq
@@ -135,9 +128,8 @@ class Unreads:
                 conversation_id, 0
             ):
                 return False
-            # NOTE: a message deleted while the session loaded its snapshot may be
-            # subtracted although the snapshot no longer counted it. The count
-            # corrects itself at the next read of the conversation.
+            # Every message above the read position was sent by someone else,
+            # so the deleted one was counted as unread.
             remaining = previous.unread_message_count - 1
             if remaining <= 0:
                 return table.pop(conversation_id, None) is not None

@@ -8,7 +8,8 @@ one function that runs on that thread inside a single transaction:
 operation sees one consistent snapshot.
 
 Every row carries an ``app_id`` so that several apps can share one file. The
-schema version is stored in ``PRAGMA user_version``.
+schema version is stored in ``PRAGMA user_version``. Opening a file of an
+older version upgrades it in place, in one transaction.
 
 Messages are ordered by ``seq``, an ``INTEGER PRIMARY KEY AUTOINCREMENT``
 that is never reused. A participant's read position is the ``seq`` of the
@@ -21,25 +22,39 @@ added back starts again at the latest message: what was sent while they were
 away never counts as unread. Deleting a message leaves every read position
 as it is, and a position at the deleted ``seq`` still separates read messages
 from unread ones.
+
+The event log is the ``events`` table, whose ``seq`` is an ``INTEGER PRIMARY
+KEY AUTOINCREMENT`` of its own, separate from the messages' ``seq``. SQLite
+has one writer at a time and assigns the number inside the write
+transaction, so events commit in ``seq`` order and a reader never sees a
+number before a smaller one commits. ``event_recipients`` has one row per
+recipient, keyed by ``(app_id, user_id, seq)``, so a user's events are one
+index range. The numbers are shared by every app in the file, so one app's
+events, and one user's, increase but skip values. Pruning removes a prefix of
+an app's log and records its end in ``event_log.pruned_through_seq``: every
+event of the app up to it is gone and every later one is kept.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
-import secrets
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from ..errors import InvalidInput, NotFound, StorageError
+from pydantic import TypeAdapter
+
+from ..errors import ChatError, InvalidInput, NotFound, StorageError
 from ..models import (
-    MAX_CUSTOM_FIELDS,
     AccessLevel,
+    ChatEvent,
     Conversation,
     ConversationAttributes,
+    EventsPage,
     Message,
     MessageOrigin,
     MessagesPage,
@@ -51,24 +66,51 @@ from ..models import (
     now_ms,
 )
 from . import (
+    DEFAULT_EVENT_RETENTION_MS,
     AuthorizeConversation,
     AuthorizeMessage,
     ConversationUpsert,
+    ConversationWithLastMessage,
+    DeletedConversation,
     DeletedMessage,
     InsertedMessage,
+    LogEvent,
+    NewEvent,
     NewMessage,
     ReadPosition,
+    RemovedParticipant,
     UpdatedMessage,
+    UserConversation,
 )
+from .records import merge_conversation, merge_custom, merge_user, new_message_id
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "new_message_id"]
 
-SCHEMA_VERSION = 1
-"""Schema version that this code creates and reads, stored in ``PRAGMA user_version``."""
+SCHEMA_VERSION = 2
+"""Schema version that this code creates and reads, stored in ``PRAGMA user_version``.
+
+Version 1 had no event log. Version 2 adds the ``events``,
+``event_recipients`` and ``event_log`` tables.
+"""
+
+PRUNE_BATCH = 2
+"""Maximum number of expired events each logged write deletes.
+
+More than one, so that a backlog of expired events (after a quiet period, or
+a shorter retention) shrinks while the app keeps writing. The work per write
+stays bounded: a two-row index read, plus the rows of at most this many events.
+"""
+
+logger = logging.getLogger("talkjs_components.store")
 
 _T = TypeVar("_T")
+_R = TypeVar("_R")
 
-_SCHEMA = (
+_EVENT_ADAPTER: TypeAdapter[ChatEvent] = TypeAdapter(ChatEvent)
+
+# The schema of version 1, which every new file starts from before the
+# upgrades in _UPGRADES run. It must not change: files of version 1 exist.
+_SCHEMA_VERSION_1 = (
     """
     CREATE TABLE users (
         app_id TEXT NOT NULL,
@@ -144,6 +186,40 @@ _SCHEMA = (
     """,
 )
 
+# The statements that upgrade a file from the key's version to the next one.
+_UPGRADES: dict[int, tuple[str, ...]] = {
+    1: (
+        """
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            app_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            recipients TEXT NOT NULL,  -- JSON list of user ids, to prune event_recipients
+            payload TEXT NOT NULL      -- the event as JSON with camelCase keys, without seq
+        )
+        """,
+        # Finds an app's oldest events to prune and its latest seq.
+        "CREATE INDEX events_by_app ON events (app_id, seq)",
+        """
+        CREATE TABLE event_recipients (
+            app_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (app_id, user_id, seq)
+        ) WITHOUT ROWID
+        """,
+        # One row per app that has pruned events: every event of the app with
+        # seq up to pruned_through_seq is deleted, and every later one is kept.
+        """
+        CREATE TABLE event_log (
+            app_id TEXT PRIMARY KEY,
+            pruned_through_seq INTEGER NOT NULL
+        ) WITHOUT ROWID
+        """,
+    ),
+}
+
 # Columns of a message row, with read_by: the participants other than the
 # sender whose read position is at or after the message, as a JSON list.
 _MESSAGE_COLUMNS = """
@@ -186,22 +262,31 @@ _SHARES_CONVERSATION_WITH = """
     )
 """
 
-_CROCKFORD_BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def new_message_id() -> str:
-    """Generate a message id: ``"msg_"`` and 26 characters of Crockford base32.
-
-    The 128 encoded bits are the current time in milliseconds (48 bits) and 80
-    random bits from :mod:`secrets`, as in a ULID. Ids therefore sort by
-    creation time to the millisecond and cannot be guessed.
-    """
-    value = (now_ms() << 80) | secrets.randbits(80)
-    characters = []
-    for _ in range(26):
-        characters.append(_CROCKFORD_BASE32[value & 31])
-        value >>= 5
-    return "msg_" + "".join(reversed(characters))
+# A common table expression ``mine`` of the conversations of one user (the
+# parameters are the app id and the user id), with their sort keys and the
+# user's unread count: messages after the read position that others sent.
+_USER_CONVERSATIONS = """
+    WITH mine AS (
+        SELECT
+            c.id,
+            coalesce(c.last_message_at, c.created_at) AS activity,
+            coalesce(
+                (
+                    SELECT max(m.seq) FROM messages AS m
+                    WHERE m.app_id = c.app_id AND m.conversation_id = c.id
+                ),
+                0
+            ) AS latest_seq,
+            (
+                SELECT count(*) FROM messages AS m
+                WHERE m.app_id = c.app_id AND m.conversation_id = c.id
+                    AND m.seq > p.last_read_seq AND m.sender_id IS NOT p.user_id
+            ) AS unread_count
+        FROM conversations AS c
+        JOIN participants AS p ON p.app_id = c.app_id AND p.conversation_id = c.id
+        WHERE p.app_id = ? AND p.user_id = ?
+    )
+"""
 
 
 class SQLiteStore:
@@ -231,13 +316,28 @@ class SQLiteStore:
         """The database file path."""
         return self._path
 
-    async def open(self) -> None:
-        """Open the database file and create or check its schema.
+    async def open(self, *, event_retention_ms: int = DEFAULT_EVENT_RETENTION_MS) -> None:
+        """Open the database file and create, upgrade or check its schema.
+
+        A file of an older schema version is upgraded in place. Each write
+        that logs an event then deletes up to ``PRUNE_BATCH`` of the app's
+        events older than ``event_retention_ms`` milliseconds, oldest first.
 
         Raises:
+            InvalidInput: ``event_retention_ms`` is not a positive integer.
             StorageError: the file cannot be opened, is not a database of this
                 package, or has a schema version newer than ``SCHEMA_VERSION``.
         """
+        if isinstance(event_retention_ms, bool) or not isinstance(event_retention_ms, int):
+            raise InvalidInput(
+                f"event_retention_ms {event_retention_ms!r} is not an integer: "
+                "pass the retention in milliseconds"
+            )
+        if event_retention_ms <= 0:
+            raise InvalidInput(
+                f"event_retention_ms {event_retention_ms} is not positive: "
+                "pass the retention in milliseconds, for example 604800000 for 7 days"
+            )
         if self._database is not None:
             raise StorageError(f"SQLite store '{self._path}' is already open")
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="talkjs-sqlite")
@@ -253,7 +353,7 @@ class SQLiteStore:
             executor.shutdown(wait=False)
             raise
         self._executor = executor
-        self._database = _Database(connection, self._app_id)
+        self._database = _Database(connection, self._app_id, event_retention_ms)
 
     async def close(self) -> None:
         """Wait for operations already submitted, then close the database.
@@ -312,6 +412,7 @@ class SQLiteStore:
         *,
         authorize: AuthorizeConversation | None = None,
         new_users: Sequence[User] = (),
+        log_event: LogEvent[ConversationUpsert] | None = None,
     ) -> ConversationUpsert:
         """Create or update a conversation in one write transaction.
 
@@ -328,35 +429,65 @@ class SQLiteStore:
            ``model_fields_set`` change. A new participant's read position
            starts at the latest message, and so does that of a user who was
            removed and is added back.
+        5. The event that ``log_event`` (when given) builds from the result
+           is appended to the log.
 
         Raises:
             NotFound: a listed participant is neither a stored user nor in ``new_users``.
-            Exception: whatever ``authorize`` raises.
+            Exception: whatever ``authorize`` or ``log_event`` raises.
         """
         return await self._write(
             "upsert conversation",
             lambda db: db.upsert_conversation(
-                conversation_id, attributes, participants, authorize, new_users
+                conversation_id, attributes, participants, authorize, new_users, log_event
             ),
         )
 
-    async def remove_participant(self, conversation_id: str, user_id: str) -> Conversation:
-        """Remove a participant and return the updated conversation.
+    async def remove_participant(
+        self,
+        conversation_id: str,
+        user_id: str,
+        *,
+        log_event: LogEvent[Conversation] | None = None,
+    ) -> RemovedParticipant:
+        """Remove a participant in one write transaction.
+
+        ``log_event`` (when given) receives the conversation after the
+        removal, and its event is appended to the log.
 
         Raises:
             NotFound: the conversation does not exist or the user is not a participant.
+            Exception: whatever ``log_event`` raises.
         """
         return await self._write(
-            "remove participant", lambda db: db.remove_participant(conversation_id, user_id)
+            "remove participant",
+            lambda db: db.remove_participant(conversation_id, user_id, log_event),
         )
 
-    async def delete_conversation(self, conversation_id: str) -> None:
-        """Delete a conversation with its participants and messages.
+    async def delete_conversation(
+        self,
+        conversation_id: str,
+        *,
+        authorize: AuthorizeConversation | None = None,
+        log_event: LogEvent[Conversation] | None = None,
+    ) -> DeletedConversation:
+        """Delete a conversation with its participants and messages in one write transaction.
+
+        ``authorize`` (when given) is called first with the stored
+        conversation, or ``None`` when it does not exist, on the worker thread
+        with the write lock held. The result contains the conversation with its
+        participants as it was stored before the deletion, which
+        ``log_event`` (when given) receives too. The logged events of the
+        conversation stay until they expire, so that clients can replay them.
 
         Raises:
             NotFound: the conversation does not exist.
+            Exception: whatever ``authorize`` or ``log_event`` raises.
         """
-        await self._write("delete conversation", lambda db: db.delete_conversation(conversation_id))
+        return await self._write(
+            "delete conversation",
+            lambda db: db.delete_conversation(conversation_id, authorize, log_event),
+        )
 
     async def list_user_conversations(self, user_id: str) -> list[Conversation]:
         """Return the user's conversations, most recent activity first.
@@ -368,8 +499,47 @@ class SQLiteStore:
             "list user conversations", lambda db: db.list_user_conversations(user_id)
         )
 
+    async def list_user_conversation_page(
+        self, user_id: str, *, limit: int, starting_after: str | None, unreads_only: bool
+    ) -> list[UserConversation]:
+        """Return up to ``limit`` of the user's conversations, most recent activity first.
+
+        The order is that of ``list_user_conversations``, and the page starts
+        after the conversation ``starting_after``. A conversation whose
+        activity changes between two calls moves in that order, so paging
+        while messages arrive can repeat or skip it. Runs three queries in one
+        read transaction, plus one to locate ``starting_after``.
+
+        Raises:
+            InvalidInput: ``starting_after`` is not one of the user's conversations.
+        """
+        return await self._read(
+            "list user conversation page",
+            lambda db: db.list_user_conversation_page(user_id, limit, starting_after, unreads_only),
+        )
+
+    async def list_conversations(
+        self, *, limit: int, starting_after: str | None
+    ) -> list[ConversationWithLastMessage]:
+        """Return up to ``limit`` conversations ordered by id, with ids after ``starting_after``.
+
+        Ids compare as UTF-8 bytes (SQLite's BINARY collation), so
+        ``starting_after`` need not be a stored id. Runs three queries.
+        """
+        return await self._read(
+            "list conversations", lambda db: db.list_conversations(limit, starting_after)
+        )
+
+    async def ping(self) -> None:
+        """Run ``SELECT 1`` on the worker thread, to check that the database is reachable."""
+        await self._read("ping", lambda db: db.query_one("SELECT 1"))
+
     async def insert_message(
-        self, message: NewMessage, *, authorize: AuthorizeConversation | None = None
+        self,
+        message: NewMessage,
+        *,
+        authorize: AuthorizeConversation | None = None,
+        log_event: LogEvent[InsertedMessage] | None = None,
     ) -> InsertedMessage:
         """Insert a message in one write transaction.
 
@@ -379,13 +549,16 @@ class SQLiteStore:
         with the same key exists in that conversation from that sender, the
         existing message is returned with ``created`` false. A new message
         sets the conversation's ``last_message_at`` and moves the sender's
-        read position to it.
+        read position to it. Last, the event that ``log_event`` (when given)
+        builds from the result is appended to the log.
 
         Raises:
             NotFound: the conversation does not exist.
-            Exception: whatever ``authorize`` raises.
+            Exception: whatever ``authorize`` or ``log_event`` raises.
         """
-        return await self._write("insert message", lambda db: db.insert_message(message, authorize))
+        return await self._write(
+            "insert message", lambda db: db.insert_message(message, authorize, log_event)
+        )
 
     async def update_message(
         self,
@@ -396,6 +569,7 @@ class SQLiteStore:
         custom: Mapping[str, str | None] | None,
         edited_at: int,
         authorize: AuthorizeMessage | None = None,
+        log_event: LogEvent[UpdatedMessage] | None = None,
     ) -> UpdatedMessage:
         """Edit a message's text and ``custom`` in one write transaction.
 
@@ -404,17 +578,18 @@ class SQLiteStore:
         pure (no I/O). ``text=None`` keeps the text, and ``custom`` merges
         like ``upsert_user``'s. When neither the text nor ``custom`` changes,
         nothing is written, ``edited_at`` keeps its stored value and
-        ``changed`` is false.
+        ``changed`` is false. ``log_event`` (when given) is called in both
+        cases, and the event it returns is appended to the log.
 
         Raises:
             NotFound: the conversation does not exist, or the message is not in it.
             InvalidInput: the merged ``custom`` has more than ``MAX_CUSTOM_FIELDS`` keys.
-            Exception: whatever ``authorize`` raises.
+            Exception: whatever ``authorize`` or ``log_event`` raises.
         """
         return await self._write(
             "update message",
             lambda db: db.update_message(
-                conversation_id, message_id, text, custom, edited_at, authorize
+                conversation_id, message_id, text, custom, edited_at, authorize, log_event
             ),
         )
 
@@ -424,10 +599,12 @@ class SQLiteStore:
         message_id: str,
         *,
         authorize: AuthorizeMessage | None = None,
+        log_event: LogEvent[DeletedMessage] | None = None,
     ) -> DeletedMessage:
         """Delete a message in one write transaction and return it as it was stored.
 
-        ``authorize`` runs first, as in ``update_message``. The conversation's
+        ``authorize`` runs first, as in ``update_message``, and the event of
+        ``log_event`` is appended last. The conversation's
         ``last_message_at`` becomes the creation time of its latest remaining
         message, or ``None`` when none remain. Read positions are ``seq``
         values and are left as they are: ``seq`` is never reused, so a
@@ -436,11 +613,11 @@ class SQLiteStore:
 
         Raises:
             NotFound: the conversation does not exist, or the message is not in it.
-            Exception: whatever ``authorize`` raises.
+            Exception: whatever ``authorize`` or ``log_event`` raises.
         """
         return await self._write(
             "delete message",
-            lambda db: db.delete_message(conversation_id, message_id, authorize),
+            lambda db: db.delete_message(conversation_id, message_id, authorize, log_event),
         )
 
     async def list_messages(
@@ -460,36 +637,50 @@ class SQLiteStore:
         )
 
     async def mark_read(
-        self, conversation_id: str, user_id: str, message_id: str | None
+        self,
+        conversation_id: str,
+        user_id: str,
+        message_id: str | None,
+        *,
+        authorize: AuthorizeConversation | None = None,
+        log_event: LogEvent[ReadPosition] | None = None,
     ) -> ReadPosition:
         """Move the user's read position forward to ``message_id`` (``None``: the newest).
 
-        The position never moves backwards. ``moved`` shows whether this call
-        moved it, as decided inside the write transaction.
+        ``authorize`` (when given) is called first with the stored
+        conversation or ``None``, as in ``upsert_conversation``. The position
+        never moves backwards. ``moved`` shows whether this call moved it, as
+        decided inside the write transaction. ``log_event`` (when given) is
+        called whether or not it moved, and the event it returns is appended
+        to the log.
 
         Raises:
-            NotFound: the user is not a participant when the transaction runs,
-                or ``message_id`` is not a message of the conversation.
+            NotFound: the conversation does not exist, the user is not a
+                participant when the transaction runs, or ``message_id`` is
+                not a message of the conversation.
+            Exception: whatever ``authorize`` or ``log_event`` raises.
         """
         return await self._write(
-            "mark read", lambda db: db.mark_read(conversation_id, user_id, message_id)
+            "mark read",
+            lambda db: db.mark_read(conversation_id, user_id, message_id, authorize, log_event),
         )
 
-    async def list_messages_after(
-        self, user_id: str, after_seq: int, *, limit: int
-    ) -> tuple[list[Message], dict[str, Conversation], dict[str, User]]:
-        """Return up to ``limit`` messages after ``after_seq`` in the user's conversations.
+    async def events_after(self, user_id: str, after_seq: int, *, limit: int) -> EventsPage:
+        """Return up to ``limit`` of the user's logged events after ``after_seq``, oldest first.
 
-        Runs three queries in one read transaction, whatever the number of
-        messages.
+        Runs four index lookups in one read transaction, whatever the page size.
+
+        Raises:
+            ChatError: code ``resume_gap`` when events of the app after
+                ``after_seq`` were pruned, or when ``after_seq`` is beyond the
+                app's latest event (the log was reset, for example by a new file).
         """
         return await self._read(
-            "list messages after",
-            lambda db: db.list_messages_after(user_id, after_seq, limit),
+            "list events", lambda db: db.events_after(user_id, after_seq, limit)
         )
 
     async def get_unreads_snapshot(self, user_id: str) -> UnreadsSnapshot:
-        """Return the user's unreads with their read positions and the app's latest ``seq``.
+        """Return the user's unreads with their read positions and the app's latest event ``seq``.
 
         Everything comes from one read transaction, so it describes one moment.
         """
@@ -502,6 +693,31 @@ class SQLiteStore:
         queries however many conversations the user is in.
         """
         return await self._read("get unreads", lambda db: db.get_unreads(user_id))
+
+    async def upsert_users(self, users: Sequence[User]) -> list[User]:
+        """Create or update several users in one write transaction, all or none.
+
+        Each user merges like ``upsert_user``. When one fails, nothing is
+        written.
+
+        Raises:
+            InvalidInput: a user's merged ``custom`` has more than
+                ``MAX_CUSTOM_FIELDS`` keys; the message names the user.
+        """
+        return await self._write("upsert users", lambda db: db.upsert_users(users))
+
+    async def list_users(self, *, limit: int, starting_after: str | None) -> list[User]:
+        """Return up to ``limit`` users ordered by id, with ids after ``starting_after``.
+
+        Ids compare as in ``list_conversations``.
+        """
+        return await self._read("list users", lambda db: db.list_users(limit, starting_after))
+
+    async def get_message(self, conversation_id: str, message_id: str) -> Message | None:
+        """Return a message of the conversation, or ``None`` when it is not there."""
+        return await self._read(
+            "get message", lambda db: db.find_message(conversation_id, message_id)
+        )
 
     async def _read(self, operation: str, work: Callable[[_Database], _T]) -> _T:
         return await self._run(operation, work, write=False)
@@ -524,7 +740,7 @@ class SQLiteStore:
 
 
 def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
-    """Open the connection, check or create the schema and set the pragmas."""
+    """Open the connection, check, create or upgrade the schema and set the pragmas."""
     # isolation_level=None: the sqlite3 module opens no transactions itself,
     # so the explicit BEGIN statements below are the only ones.
     connection = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
@@ -536,7 +752,7 @@ def _connect(path: str, busy_timeout: float) -> sqlite3.Connection:
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = NORMAL")
         connection.execute("PRAGMA foreign_keys = ON")
-        _create_schema_if_new(connection, path)
+        _create_or_upgrade_schema(connection, path)
     except BaseException:
         connection.close()
         raise
@@ -558,21 +774,36 @@ def _check_schema_version(connection: sqlite3.Connection, path: str) -> None:
         )
 
 
-def _create_schema_if_new(connection: sqlite3.Connection, path: str) -> None:
+def _create_or_upgrade_schema(connection: sqlite3.Connection, path: str) -> None:
+    """Create the schema in a new file, or upgrade an older one, in one transaction.
+
+    SQLite runs DDL inside transactions, so a failed upgrade leaves the file
+    at its old version with nothing changed.
+    """
     connection.execute("BEGIN IMMEDIATE")
     try:
         # Checked again inside the transaction: another process may have
-        # created the schema since the first check.
+        # created or upgraded the schema since the first check.
         _check_schema_version(connection, path)
-        if _read_user_version(connection) == 0:
-            _create_schema(connection, path)
+        version = _read_user_version(connection)
+        if version == 0:
+            _create_schema_version_1(connection, path)
+        for from_version in range(max(version, 1), SCHEMA_VERSION):
+            for statement in _UPGRADES[from_version]:
+                connection.execute(statement)
+        if version != SCHEMA_VERSION:
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")
         raise
+    if 0 < version < SCHEMA_VERSION:
+        logger.info(
+            "upgraded database %r from schema version %d to %d", path, version, SCHEMA_VERSION
+        )
 
 
-def _create_schema(connection: sqlite3.Connection, path: str) -> None:
+def _create_schema_version_1(connection: sqlite3.Connection, path: str) -> None:
     table_count: int = connection.execute(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
     ).fetchone()[0]
@@ -581,17 +812,19 @@ def _create_schema(connection: sqlite3.Connection, path: str) -> None:
             f"database '{path}' has tables but no talkjs-components schema version "
             "(PRAGMA user_version is 0): use a new or empty database file"
         )
-    for statement in _SCHEMA:
+    for statement in _SCHEMA_VERSION_1:
         connection.execute(statement)
-    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 class _Database:
     """The synchronous operations, run on the store's worker thread only."""
 
-    def __init__(self, connection: sqlite3.Connection, app_id: str) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, app_id: str, event_retention_ms: int
+    ) -> None:
         self.connection = connection
         self.app_id = app_id
+        self.event_retention_ms = event_retention_ms
 
     def transaction(self, work: Callable[[_Database], _T], write: bool) -> _T:
         """Run ``work`` in one transaction, commit on success and roll back on any error."""
@@ -619,13 +852,31 @@ class _Database:
 
     def upsert_user(self, user: User) -> User:
         existing = self.get_users([user.id]).get(user.id)
-        merged = _merge_user(existing, user)
+        merged = merge_user(existing, user)
         self._write_user(_UPSERT_USER, merged)
         return merged
 
+    def upsert_users(self, users: Sequence[User]) -> list[User]:
+        stored = []
+        for user in users:
+            try:
+                stored.append(self.upsert_user(user))
+            except InvalidInput as exc:
+                raise InvalidInput(f"user '{user.id}': {exc.message}", code=exc.code) from exc
+        return stored
+
+    def list_users(self, limit: int, starting_after: str | None) -> list[User]:
+        rows = self.query(
+            "SELECT * FROM users WHERE app_id = ? AND id > ? ORDER BY id LIMIT ?",
+            self.app_id,
+            starting_after if starting_after is not None else "",
+            limit,
+        )
+        return [_user_from_row(row) for row in rows]
+
     def _insert_missing_users(self, users: Iterable[User]) -> None:
         for user in users:
-            self._write_user(_INSERT_USER_IF_MISSING, _merge_user(None, user))
+            self._write_user(_INSERT_USER_IF_MISSING, merge_user(None, user))
 
     def _write_user(self, sql: str, user: User) -> None:
         self.execute(
@@ -699,6 +950,7 @@ class _Database:
         participants: Mapping[str, Participation] | None,
         authorize: AuthorizeConversation | None,
         new_users: Sequence[User],
+        log_event: LogEvent[ConversationUpsert] | None,
     ) -> ConversationUpsert:
         existing = self.find_conversation(conversation_id)
         # The check and the writes below run in one BEGIN IMMEDIATE
@@ -707,7 +959,7 @@ class _Database:
         if authorize is not None:
             authorize(existing)
         self._insert_missing_users(new_users)
-        merged = _merge_conversation(existing, conversation_id, attributes)
+        merged = merge_conversation(existing, conversation_id, attributes)
         self.execute(
             """
             INSERT INTO conversations (app_id, id, subject, photo_url, welcome_messages,
@@ -729,7 +981,8 @@ class _Database:
         if participants:
             self._upsert_participants(conversation_id, participants)
         stored = self.require_conversation(conversation_id)
-        return ConversationUpsert(stored, created=existing is None, changed=stored != existing)
+        result = ConversationUpsert(stored, created=existing is None, changed=stored != existing)
+        return result._replace(event=self.log(result, log_event))
 
     def _upsert_participants(
         self, conversation_id: str, participants: Mapping[str, Participation]
@@ -780,7 +1033,9 @@ class _Database:
             user_id,
         )
 
-    def remove_participant(self, conversation_id: str, user_id: str) -> Conversation:
+    def remove_participant(
+        self, conversation_id: str, user_id: str, log_event: LogEvent[Conversation] | None
+    ) -> RemovedParticipant:
         self.require_conversation(conversation_id)
         cursor = self.execute(
             "DELETE FROM participants WHERE app_id = ? AND conversation_id = ? AND user_id = ?",
@@ -792,15 +1047,25 @@ class _Database:
             raise NotFound(
                 f"user '{user_id}' is not a participant of conversation '{conversation_id}'"
             )
-        return self.require_conversation(conversation_id)
+        updated = self.require_conversation(conversation_id)
+        return RemovedParticipant(updated, self.log(updated, log_event))
 
-    def delete_conversation(self, conversation_id: str) -> None:
+    def delete_conversation(
+        self,
+        conversation_id: str,
+        authorize: AuthorizeConversation | None,
+        log_event: LogEvent[Conversation] | None,
+    ) -> DeletedConversation:
+        existing = self.find_conversation(conversation_id)
+        if authorize is not None:
+            authorize(existing)
+        if existing is None:
+            raise NotFound(f"conversation '{conversation_id}' not found")
         # Participants and messages go with it (ON DELETE CASCADE).
-        cursor = self.execute(
+        self.execute(
             "DELETE FROM conversations WHERE app_id = ? AND id = ?", self.app_id, conversation_id
         )
-        if cursor.rowcount == 0:
-            raise NotFound(f"conversation '{conversation_id}' not found")
+        return DeletedConversation(existing, self.log(existing, log_event))
 
     def list_user_conversations(self, user_id: str) -> list[Conversation]:
         rows = self.query(
@@ -824,6 +1089,78 @@ class _Database:
         conversations = self.load_conversations(ids)
         return [conversations[conversation_id] for conversation_id in ids]
 
+    def list_user_conversation_page(
+        self, user_id: str, limit: int, starting_after: str | None, unreads_only: bool
+    ) -> list[UserConversation]:
+        # The order is that of list_user_conversations, with 0 for "no
+        # message", which sorts last in DESC order like the NULL there.
+        sql = _USER_CONVERSATIONS + " SELECT * FROM mine WHERE (? = 0 OR unread_count > 0)"
+        parameters: list[object] = [self.app_id, user_id, unreads_only]
+
+        # The page continues after the sort key of the conversation starting_after.
+        if starting_after is not None:
+            cursor = self.query_one(
+                _USER_CONVERSATIONS + " SELECT * FROM mine WHERE id = ?",
+                self.app_id,
+                user_id,
+                starting_after,
+            )
+            if cursor is None:
+                raise InvalidInput(
+                    f"startingAfter '{starting_after}' is not a conversation of user "
+                    f"'{user_id}': pass the id of the last conversation of the previous page"
+                )
+            sql += (
+                " AND (activity < ? OR (activity = ? AND"
+                " (latest_seq < ? OR (latest_seq = ? AND id > ?))))"
+            )
+            parameters += [cursor["activity"], cursor["activity"]]
+            parameters += [cursor["latest_seq"], cursor["latest_seq"], starting_after]
+
+        sql += " ORDER BY activity DESC, latest_seq DESC, id LIMIT ?"
+        parameters.append(limit)
+        rows = self.query(sql, *parameters)
+
+        ids = [row["id"] for row in rows]
+        conversations = self.load_conversations(ids)
+        last_messages = self.last_messages(ids)
+        return [
+            UserConversation(
+                conversation=conversations[row["id"]],
+                last_message=last_messages.get(row["id"]),
+                unread_message_count=int(row["unread_count"]),
+            )
+            for row in rows
+        ]
+
+    def list_conversations(
+        self, limit: int, starting_after: str | None
+    ) -> list[ConversationWithLastMessage]:
+        rows = self.query(
+            "SELECT id FROM conversations WHERE app_id = ? AND id > ? ORDER BY id LIMIT ?",
+            self.app_id,
+            starting_after if starting_after is not None else "",
+            limit,
+        )
+        ids = [row["id"] for row in rows]
+        conversations = self.load_conversations(ids)
+        last_messages = self.last_messages(ids)
+        return [
+            ConversationWithLastMessage(conversations[id_], last_messages.get(id_)) for id_ in ids
+        ]
+
+    def last_messages(self, conversation_ids: Sequence[str]) -> dict[str, Message]:
+        """Return the latest message of each conversation that has one, keyed by conversation id."""
+        rows = self.query(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages AS m WHERE m.seq IN ("
+            " SELECT max(seq) FROM messages WHERE app_id = ?"
+            " AND conversation_id IN (SELECT value FROM json_each(?)) GROUP BY conversation_id"
+            ")",
+            self.app_id,
+            json.dumps(list(conversation_ids)),
+        )
+        return {row["conversation_id"]: _message_from_row(row) for row in rows}
+
     # Messages
 
     def latest_seq(self, conversation_id: str) -> int:
@@ -836,7 +1173,10 @@ class _Database:
         return int(row[0]) if row else 0
 
     def insert_message(
-        self, message: NewMessage, authorize: AuthorizeConversation | None
+        self,
+        message: NewMessage,
+        authorize: AuthorizeConversation | None,
+        log_event: LogEvent[InsertedMessage] | None,
     ) -> InsertedMessage:
         conversation = self.find_conversation(message.conversation_id)
         # Checked in the write transaction, so the check reads the participants
@@ -851,7 +1191,8 @@ class _Database:
         if message.idempotency_key is not None:
             existing = self._find_by_idempotency_key(message)
             if existing is not None:
-                return InsertedMessage(existing, False, conversation, sender)
+                found = InsertedMessage(existing, False, conversation, sender)
+                return found._replace(event=self.log(found, log_event))
         message_id = new_message_id()
         created_at = now_ms()
         cursor = self.execute(
@@ -902,7 +1243,8 @@ class _Database:
             seq=seq,
         )
         updated = conversation.model_copy(update={"last_message_at": created_at})
-        return InsertedMessage(stored, True, updated, sender)
+        inserted = InsertedMessage(stored, True, updated, sender)
+        return inserted._replace(event=self.log(inserted, log_event))
 
     def _find_by_idempotency_key(self, message: NewMessage) -> Message | None:
         # The WHERE terms match the expression of messages_by_idempotency_key.
@@ -917,7 +1259,7 @@ class _Database:
         )
         return _message_from_row(row) if row else None
 
-    def _require_message(self, conversation_id: str, message_id: str) -> Message:
+    def find_message(self, conversation_id: str, message_id: str) -> Message | None:
         row = self.query_one(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages AS m"
             " WHERE m.app_id = ? AND m.id = ? AND m.conversation_id = ?",
@@ -925,12 +1267,16 @@ class _Database:
             message_id,
             conversation_id,
         )
-        if row is None:
+        return _message_from_row(row) if row else None
+
+    def _require_message(self, conversation_id: str, message_id: str) -> Message:
+        message = self.find_message(conversation_id, message_id)
+        if message is None:
             raise NotFound(
                 f"message '{message_id}' not found in conversation '{conversation_id}': "
                 "it was deleted, or its id belongs to another conversation"
             )
-        return _message_from_row(row)
+        return message
 
     def update_message(
         self,
@@ -940,15 +1286,17 @@ class _Database:
         custom: Mapping[str, str | None] | None,
         edited_at: int,
         authorize: AuthorizeMessage | None,
+        log_event: LogEvent[UpdatedMessage] | None,
     ) -> UpdatedMessage:
         conversation = self.require_conversation(conversation_id)
         stored = self._require_message(conversation_id, message_id)
         if authorize is not None:
             authorize(conversation, stored)
         new_text = stored.text if text is None else text
-        new_custom = stored.custom if custom is None else _merge_custom(stored.custom, custom)
+        new_custom = stored.custom if custom is None else merge_custom(stored.custom, custom)
         if new_text == stored.text and new_custom == stored.custom:
-            return UpdatedMessage(stored, conversation, changed=False)
+            unchanged = UpdatedMessage(stored, conversation, changed=False)
+            return unchanged._replace(event=self.log(unchanged, log_event))
         # Validated again so that the stored row always satisfies the model's limits.
         updated = Message.model_validate(
             stored.model_dump() | {"text": new_text, "custom": new_custom, "edited_at": edited_at}
@@ -961,10 +1309,15 @@ class _Database:
             self.app_id,
             stored.seq,
         )
-        return UpdatedMessage(updated, conversation, changed=True)
+        result = UpdatedMessage(updated, conversation, changed=True)
+        return result._replace(event=self.log(result, log_event))
 
     def delete_message(
-        self, conversation_id: str, message_id: str, authorize: AuthorizeMessage | None
+        self,
+        conversation_id: str,
+        message_id: str,
+        authorize: AuthorizeMessage | None,
+        log_event: LogEvent[DeletedMessage] | None,
     ) -> DeletedMessage:
         conversation = self.require_conversation(conversation_id)
         stored = self._require_message(conversation_id, message_id)
@@ -986,7 +1339,8 @@ class _Database:
                 conversation_id,
             )
         updated = conversation.model_copy(update={"last_message_at": last_message_at})
-        return DeletedMessage(stored, updated)
+        deleted = DeletedMessage(stored, updated)
+        return deleted._replace(event=self.log(deleted, log_event))
 
     def message_seq(self, conversation_id: str, message_id: str) -> int:
         row = self.query_one(
@@ -1021,7 +1375,19 @@ class _Database:
 
     # Read positions
 
-    def mark_read(self, conversation_id: str, user_id: str, message_id: str | None) -> ReadPosition:
+    def mark_read(
+        self,
+        conversation_id: str,
+        user_id: str,
+        message_id: str | None,
+        authorize: AuthorizeConversation | None,
+        log_event: LogEvent[ReadPosition] | None,
+    ) -> ReadPosition:
+        conversation = self.find_conversation(conversation_id)
+        if authorize is not None:
+            authorize(conversation)
+        if conversation is None:
+            raise NotFound(f"conversation '{conversation_id}' not found: create it first")
         row = self.query_one(
             "SELECT last_read_seq FROM participants"
             " WHERE app_id = ? AND conversation_id = ? AND user_id = ?",
@@ -1050,12 +1416,14 @@ class _Database:
             )
         position = max(previous_seq, target_seq)
         last_read_id, last_read_seq = self._last_message_at(conversation_id, position)
-        return ReadPosition(
+        result = ReadPosition(
             last_read_message_id=last_read_id,
             last_read_seq=last_read_seq,
             unread_message_count=self._count_unread(conversation_id, user_id, position),
             moved=moved,
+            conversation=conversation,
         )
+        return result._replace(event=self.log(result, log_event))
 
     def _last_message_at(self, conversation_id: str, seq: int) -> tuple[str | None, int]:
         """Return the id and seq of the last message at or before ``seq``, or ``(None, 0)``."""
@@ -1079,25 +1447,122 @@ class _Database:
         )
         return int(row[0]) if row else 0
 
-    def list_messages_after(
-        self, user_id: str, after_seq: int, limit: int
-    ) -> tuple[list[Message], dict[str, Conversation], dict[str, User]]:
-        rows = self.query(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages AS m"
-            " JOIN participants AS me ON me.app_id = m.app_id"
-            " AND me.conversation_id = m.conversation_id AND me.user_id = ?"
-            " WHERE m.app_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?",
-            user_id,
+    # Event log
+
+    def log(self, change: _R, log_event: LogEvent[_R] | None) -> ChatEvent | None:
+        """Append the event that ``log_event`` builds from ``change``; return it with its seq."""
+        if log_event is None:
+            return None
+        new_event = log_event(change)
+        if new_event is None:
+            return None
+        return self.append_event(new_event)
+
+    def append_event(self, new_event: NewEvent) -> ChatEvent:
+        event = new_event.event
+        recipients = list(dict.fromkeys(new_event.recipients))
+        created_at = now_ms()
+        cursor = self.execute(
+            "INSERT INTO events (app_id, type, created_at, recipients, payload)"
+            " VALUES (?, ?, ?, ?, ?)",
             self.app_id,
+            event.type,
+            created_at,
+            json.dumps(recipients),
+            event.model_dump_json(by_alias=True, exclude={"seq"}),
+        )
+        seq = cursor.lastrowid
+        if seq is None:
+            raise StorageError(f"SQLite returned no seq for the new {event.type} event")
+        self.connection.executemany(
+            "INSERT INTO event_recipients (app_id, user_id, seq) VALUES (?, ?, ?)",
+            [(self.app_id, user_id, seq) for user_id in recipients],
+        )
+        self._prune_events(created_at - self.event_retention_ms)
+        return event.model_copy(update={"seq": seq})
+
+    def _prune_events(self, expired_before: int) -> None:
+        """Delete up to ``PRUNE_BATCH`` oldest events of the app created before ``expired_before``.
+
+        Only a prefix of the log is deleted: pruning stops at the first event
+        that has not expired, even if a later one has (after a clock step
+        backwards), so ``pruned_through_seq`` stays exact.
+        """
+        oldest = self.query(
+            "SELECT seq, created_at, recipients FROM events WHERE app_id = ? ORDER BY seq LIMIT ?",
+            self.app_id,
+            PRUNE_BATCH,
+        )
+        expired = []
+        for row in oldest:
+            if row["created_at"] >= expired_before:
+                break
+            expired.append(row)
+        if not expired:
+            return
+        # The recipients column names the index rows, so each is deleted by
+        # its key and no table is scanned.
+        self.connection.executemany(
+            "DELETE FROM event_recipients WHERE app_id = ? AND user_id = ? AND seq = ?",
+            [
+                (self.app_id, user_id, row["seq"])
+                for row in expired
+                for user_id in json.loads(row["recipients"])
+            ],
+        )
+        last_seq = int(expired[-1]["seq"])
+        self.execute("DELETE FROM events WHERE app_id = ? AND seq <= ?", self.app_id, last_seq)
+        self.execute(
+            "INSERT INTO event_log (app_id, pruned_through_seq) VALUES (?, ?)"
+            " ON CONFLICT (app_id) DO UPDATE SET pruned_through_seq = excluded.pruned_through_seq",
+            self.app_id,
+            last_seq,
+        )
+
+    def pruned_through_seq(self) -> int:
+        row = self.query_one(
+            "SELECT pruned_through_seq FROM event_log WHERE app_id = ?", self.app_id
+        )
+        return int(row[0]) if row else 0
+
+    def latest_event_seq(self, pruned_through: int) -> int:
+        """Return the app's latest event seq, or ``pruned_through`` when its log is empty."""
+        row = self.query_one("SELECT max(seq) FROM events WHERE app_id = ?", self.app_id)
+        return int(row[0]) if row and row[0] is not None else pruned_through
+
+    def events_after(self, user_id: str, after_seq: int, limit: int) -> EventsPage:
+        pruned_through = self.pruned_through_seq()
+        latest = self.latest_event_seq(pruned_through)
+        if after_seq < pruned_through:
+            raise ChatError(
+                f"events after seq {after_seq} are no longer all stored: the event log of "
+                f"app '{self.app_id}' was pruned up to seq {pruned_through}; reload the "
+                "unreads and conversations, then resume after the snapshot's as_of_event_seq",
+                code="resume_gap",
+            )
+        if after_seq > latest:
+            raise ChatError(
+                f"seq {after_seq} is beyond the latest event seq {latest} of app "
+                f"'{self.app_id}', so the event log was reset or belongs to another "
+                "database; reload the unreads and conversations, then resume after the "
+                "snapshot's as_of_event_seq",
+                code="resume_gap",
+            )
+        # One extra row shows whether more events follow.
+        rows = self.query(
+            "SELECT e.seq, e.payload FROM event_recipients AS r"
+            " JOIN events AS e ON e.seq = r.seq"
+            " WHERE r.app_id = ? AND r.user_id = ? AND r.seq > ?"
+            " ORDER BY r.seq LIMIT ?",
+            self.app_id,
+            user_id,
             after_seq,
-            limit,
+            limit + 1,
         )
-        messages = [_message_from_row(row) for row in rows]
-        conversations = self.load_conversations(
-            list(dict.fromkeys(message.conversation_id for message in messages))
-        )
-        sender_ids = {message.sender_id for message in messages if message.sender_id}
-        return messages, conversations, self.get_users(sorted(sender_ids))
+        events = [_event_from_row(row) for row in rows[:limit]]
+        has_more = len(rows) > limit
+        next_after_seq = int(rows[limit - 1]["seq"]) if has_more else latest
+        return EventsPage(events=events, has_more=has_more, next_after_seq=next_after_seq)
 
     def get_unreads_snapshot(self, user_id: str) -> UnreadsSnapshot:
         positions = self.query(
@@ -1106,13 +1571,10 @@ class _Database:
             self.app_id,
             user_id,
         )
-        latest = self.query_one(
-            "SELECT coalesce(max(seq), 0) AS seq FROM messages WHERE app_id = ?", self.app_id
-        )
         return UnreadsSnapshot(
             unreads=self.get_unreads(user_id),
             read_positions={row["conversation_id"]: int(row["last_read_seq"]) for row in positions},
-            as_of_seq=int(latest["seq"]) if latest is not None else 0,
+            as_of_event_seq=self.latest_event_seq(self.pruned_through_seq()),
         )
 
     def get_unreads(self, user_id: str) -> list[UnreadConversation]:
@@ -1152,59 +1614,6 @@ class _Database:
         ]
 
 
-def _merge_custom(
-    stored: Mapping[str, str] | None, update: Mapping[str, str | None]
-) -> dict[str, str]:
-    """Merge ``update`` into ``stored``: a key set to ``None`` is removed."""
-    merged = dict(stored or {})
-    for key, value in update.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-    if len(merged) > MAX_CUSTOM_FIELDS:
-        raise InvalidInput(
-            f"custom would have {len(merged)} keys after the update, over the limit of "
-            f"{MAX_CUSTOM_FIELDS}: remove keys by setting them to None"
-        )
-    return merged
-
-
-def _merge_user(existing: User | None, update: User) -> User:
-    fields: dict[str, Any] = existing.model_dump() if existing else {"id": update.id}
-    for name in update.model_fields_set - {"id", "custom", "created_at"}:
-        fields[name] = getattr(update, name)
-    if "custom" in update.model_fields_set:
-        fields["custom"] = (
-            None if update.custom is None else _merge_custom(fields.get("custom"), update.custom)
-        )
-    if existing is None:
-        fields["created_at"] = update.created_at if update.created_at is not None else now_ms()
-    return User.model_validate(fields)
-
-
-def _merge_conversation(
-    existing: Conversation | None,
-    conversation_id: str,
-    attributes: ConversationAttributes | None,
-) -> Conversation:
-    fields: dict[str, Any] = (
-        existing.model_dump(exclude={"participants"})
-        if existing
-        else {"id": conversation_id, "created_at": now_ms()}
-    )
-    if attributes is not None:
-        for name in attributes.model_fields_set - {"custom"}:
-            fields[name] = getattr(attributes, name)
-        if "custom" in attributes.model_fields_set:
-            fields["custom"] = (
-                {}
-                if attributes.custom is None
-                else _merge_custom(fields.get("custom"), attributes.custom)
-            )
-    return Conversation.model_validate(fields)
-
-
 def _to_json_or_none(value: object) -> str | None:
     return None if value is None else json.dumps(value)
 
@@ -1241,6 +1650,11 @@ def _conversation_from_row(
         created_at=row["created_at"],
         last_message_at=row["last_message_at"],
     )
+
+
+def _event_from_row(row: sqlite3.Row) -> ChatEvent:
+    event = _EVENT_ADAPTER.validate_json(row["payload"])
+    return event.model_copy(update={"seq": int(row["seq"])})
 
 
 def _message_from_row(row: sqlite3.Row) -> Message:
