@@ -7,6 +7,11 @@ the secret key and identity verification.
 
 All sessions of one process share one backend per app id, and the backend
 lives on the event loop that started it (the ASGI server's loop).
+
+One setting moves an app to a standalone server (``talkjs-components serve``)
+instead: ``configure(app_id, server_url=...)``, or the ``TALKJS_SERVER_URL``
+environment variable. Sessions of that app then connect to the server over
+the realtime protocol, and this process opens no database.
 """
 
 from __future__ import annotations
@@ -16,27 +21,38 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from .auth import App
 from .broker.memory import MemoryBroker
-from .errors import ChatError
-from .service import ChatService
+from .errors import ChatError, InvalidInput
+from .service import ChatService, Limits
 from .store.sqlite import SQLiteStore
 
 __all__ = [
     "DATA_PATH_VARIABLE",
+    "SERVER_URL_VARIABLE",
     "EmbeddedBackend",
     "close_all",
     "configure",
     "configured",
     "get_backend",
+    "http_base_url",
+    "normalize_server_url",
     "running_backend",
+    "server_url_of",
 ]
 
-logger = logging.getLogger("talkjs_components.server")
+logger = logging.getLogger("talkjs_components.embedded")
 
 DATA_PATH_VARIABLE = "TALKJS_DATA"
 """Environment variable naming the default SQLite file; unset means ``./talkjs-data.sqlite3``."""
+
+
+SERVER_URL_VARIABLE = "TALKJS_SERVER_URL"
+"""Environment variable with the URL of a standalone chat server; unset or empty means embedded."""
+
+_WEBSOCKET_SCHEMES = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
 
 
 def default_data_path() -> Path:
@@ -44,23 +60,88 @@ def default_data_path() -> Path:
     return Path(os.environ.get(DATA_PATH_VARIABLE) or "talkjs-data.sqlite3")
 
 
+def normalize_server_url(url: str) -> str:
+    """Return a chat server's URL as a websocket base URL: ``ws://`` or ``wss://``, no final slash.
+
+    One server serves the REST API and the realtime endpoint, so ``http://``
+    becomes ``ws://`` and ``https://`` becomes ``wss://``. A path is kept,
+    for a server behind a proxy under a prefix.
+
+    Raises:
+        InvalidInput: ``url`` is not a ws, wss, http or https URL with a host,
+            or it has a query or fragment.
+    """
+    parts = urlsplit(url.strip())
+    scheme = _WEBSOCKET_SCHEMES.get(parts.scheme.lower())
+    if scheme is None or not parts.hostname:
+        raise InvalidInput(
+            f"chat server URL {url!r} is invalid: use ws://HOST:PORT, wss://HOST, "
+            "http://HOST:PORT or https://HOST, as 'talkjs-components serve' prints it"
+        )
+    if parts.query or parts.fragment:
+        raise InvalidInput(
+            f"chat server URL {url!r} is invalid: remove the query and fragment, because the "
+            "client adds the endpoint's path to the URL"
+        )
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def http_base_url(server_url: str) -> str:
+    """Return a chat server's URL as the ``http://`` or ``https://`` base of its REST API.
+
+    Raises:
+        InvalidInput: ``server_url`` is invalid, as for :func:`normalize_server_url`.
+    """
+    websocket_url = normalize_server_url(server_url)
+    if websocket_url.startswith("wss://"):
+        return "https://" + websocket_url.removeprefix("wss://")
+    return "http://" + websocket_url.removeprefix("ws://")
+
+
 @dataclass
 class EmbeddedBackend:
-    """One app's chat service with its store and broker, started on first use."""
+    """One app's chat service with its store and broker, started on first use.
+
+    With ``server_url`` set, the app's sessions use that standalone server
+    instead: the backend holds only the :class:`~talkjs_components.auth.App`
+    (to create user tokens), starts nothing and opens no database, and
+    :attr:`service` raises.
+    """
 
     app: App
     database: Path
-    service: ChatService = field(init=False)
+    limits: Limits = field(default_factory=Limits)
+    server_url: str | None = None
+    """Websocket base URL of the standalone server the app's sessions use, or ``None``."""
+
+    _service: ChatService | None = field(default=None, init=False, repr=False)
     _started: bool = field(default=False, init=False)
     _closed: bool = field(default=False, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     def __post_init__(self) -> None:
-        self.service = self._new_service()
+        if self.server_url is None:
+            self._service = self._new_service()
+
+    @property
+    def service(self) -> ChatService:
+        """The app's ChatService, for server-side code in this process.
+
+        Raises:
+            ChatError: The app uses a standalone server (code ``backend_remote``).
+        """
+        if self._service is None:
+            raise ChatError(
+                f"app {self.app.app_id!r} uses the chat server at {self.server_url}, so this "
+                "process has no ChatService: make server-side changes with the REST API "
+                "(talkjs_components.rest.AsyncTalkJSClient)",
+                code="backend_remote",
+            )
+        return self._service
 
     def _new_service(self) -> ChatService:
         store = SQLiteStore(self.database, self.app.app_id)
-        return ChatService(store, MemoryBroker(), app_id=self.app.app_id)
+        return ChatService(store, MemoryBroker(), app_id=self.app.app_id, limits=self.limits)
 
     @property
     def started(self) -> bool:
@@ -71,13 +152,17 @@ class EmbeddedBackend:
         """Start the service; concurrent and repeated calls start it once.
 
         After :meth:`close`, a new service on the same database starts, so a
-        backend survives an ASGI lifespan restart.
+        backend survives an ASGI lifespan restart. With :attr:`server_url`
+        set, nothing starts: the standalone server runs the service.
         """
+        if self.server_url is not None:
+            logger.info("app %r uses the chat server at %s", self.app.app_id, self.server_url)
+            return
         async with self._lock:
             if self._started:
                 return
             if self._closed:
-                self.service = self._new_service()
+                self._service = self._new_service()
                 self._closed = False
             await self.service.start()
             self._started = True
@@ -109,8 +194,10 @@ def configure(
     secret_key: str | None = None,
     database: str | os.PathLike[str] | None = None,
     identity_verification: bool | None = None,
+    limits: Limits | None = None,
+    server_url: str | None = None,
 ) -> EmbeddedBackend:
-    """Register the embedded backend of ``app_id`` before any session uses it.
+    """Register the backend of ``app_id`` before any session uses it.
 
     Args:
         app_id: The app's id, as passed to ``Session(app_id=...)``.
@@ -118,9 +205,17 @@ def configure(
             on unless ``identity_verification=False``.
         database: The SQLite file; default ``$TALKJS_DATA`` or ``./talkjs-data.sqlite3``.
         identity_verification: Force verification on or off.
+        limits: The service's limits, such as ``event_retention_ms``; the
+            defaults of :class:`~talkjs_components.service.Limits` when omitted.
+        server_url: URL of a standalone chat server (``talkjs-components
+            serve``) that the app's sessions connect to instead of an embedded
+            backend, such as ``ws://127.0.0.1:8080`` or ``https://chat.example.com``.
+            Default: ``$TALKJS_SERVER_URL``; unset or empty runs the embedded
+            backend. The server must serve ``app_id`` with the same secret key.
 
     Raises:
         RuntimeError: The app's backend already started; close it first.
+        InvalidInput: ``server_url`` (or ``$TALKJS_SERVER_URL``) is not a valid URL.
     """
     existing = _backends.get(app_id)
     if existing is not None and existing.started:
@@ -130,9 +225,32 @@ def configure(
         )
     app = App(app_id, secret_key=secret_key, identity_verification=identity_verification)
     path = Path(database) if database is not None else default_data_path()
-    backend = EmbeddedBackend(app, path)
+    remote = _environment_server_url() if server_url is None else server_url
+    remote_url = normalize_server_url(remote) if remote else None
+    backend = EmbeddedBackend(app, path, limits or Limits(), server_url=remote_url)
     _backends[app_id] = backend
     return backend
+
+
+def _environment_server_url() -> str | None:
+    return os.environ.get(SERVER_URL_VARIABLE) or None
+
+
+def server_url_of(app_id: str) -> str | None:
+    """Return the websocket URL of the server that sessions of ``app_id`` use, or ``None``.
+
+    ``None`` means the embedded backend. An app registered with
+    :func:`configure` uses its ``server_url``; any other app uses
+    ``$TALKJS_SERVER_URL``.
+
+    Raises:
+        InvalidInput: ``$TALKJS_SERVER_URL`` is not a valid URL.
+    """
+    backend = _backends.get(app_id)
+    if backend is not None:
+        return backend.server_url
+    remote = _environment_server_url()
+    return normalize_server_url(remote) if remote else None
 
 
 def configured(app_id: str) -> EmbeddedBackend:

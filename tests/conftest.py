@@ -1,4 +1,10 @@
-"""Fixtures shared by the test suite: embedded backends on real SQLite files, and Chromium."""
+"""Fixtures shared by the test suite: backends on real SQLite files, and Chromium.
+
+``backend`` is the embedded backend. ``any_backend`` runs a test twice: on the
+embedded backend, and on a chat server on 127.0.0.1 whose sessions use the
+websocket transport. A test marked ``embedded_only`` is skipped on the server.
+The PostgreSQL fixtures (``postgres_url``, ``store_database``) are in ``services``.
+"""
 
 from __future__ import annotations
 
@@ -12,26 +18,93 @@ import pytest
 from playwright.async_api import Browser, async_playwright
 
 from talkjs_components import embedded
+from talkjs_components.auth import App
 from talkjs_components.embedded import EmbeddedBackend
 from talkjs_components.models import Participation, User
 from talkjs_components.service import TRUSTED
 
+from .remote_backend import ChatBackend, RemoteBackend
+from .services import empty_postgres_url as empty_postgres_url
+from .services import postgres_url as postgres_url
+from .services import store_database as store_database
+
 SECRET_KEY = "sk_test_" + "0123456789abcdef" * 3
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "embedded_only(reason): skip the chat-server run of an any_backend test, for the reason",
+    )
+
+
+async def _add_users_and_group(backend: ChatBackend) -> None:
+    for user_id in ("alice", "bob", "carol"):
+        await backend.service.upsert_user(User(id=user_id, name=user_id.title()))
+    await backend.service.sync_conversation(
+        TRUSTED,
+        "group",
+        participants={user_id: Participation() for user_id in ("alice", "bob", "carol")},
+    )
+
+
+def _new_app_id() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture
 async def backend(tmp_path: Path) -> AsyncIterator[EmbeddedBackend]:
     """A started embedded backend of a fresh app, with users alice, bob and carol."""
-    app_id = f"test-{uuid.uuid4().hex[:12]}"
-    chat = embedded.configure(app_id, secret_key=SECRET_KEY, database=tmp_path / "chat.sqlite3")
-    await chat.start()
-    for user_id in ("alice", "bob", "carol"):
-        await chat.service.upsert_user(User(id=user_id, name=user_id.title()))
-    await chat.service.sync_conversation(
-        TRUSTED,
-        "group",
-        participants={user_id: Participation() for user_id in ("alice", "bob", "carol")},
+    chat = embedded.configure(
+        _new_app_id(), secret_key=SECRET_KEY, database=tmp_path / "chat.sqlite3", server_url=""
     )
+    await chat.start()
+    await _add_users_and_group(chat)
+    try:
+        yield chat
+    finally:
+        await chat.close()
+
+
+def _remote_backend(database: Path) -> RemoteBackend:
+    """Return a server for a fresh app, whose sessions the app's configuration sends to it."""
+    app_id = _new_app_id()
+    chat = RemoteBackend(App(app_id, secret_key=SECRET_KEY), database)
+    embedded.configure(app_id, secret_key=SECRET_KEY, server_url=chat.server_url)
+    return chat
+
+
+@pytest.fixture
+async def server_backend(tmp_path: Path) -> AsyncIterator[RemoteBackend]:
+    """A started chat server on 127.0.0.1 of a fresh app, with users alice, bob and carol.
+
+    Sessions of the app reach it through ``embedded.configure(server_url=...)``,
+    as an app's would.
+    """
+    chat = _remote_backend(tmp_path / "chat.sqlite3")
+    await chat.start()
+    await _add_users_and_group(chat)
+    try:
+        yield chat
+    finally:
+        await chat.close()
+
+
+@pytest.fixture(params=["embedded", "server"])
+async def any_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ChatBackend]:
+    """A fresh app with users alice, bob and carol: embedded, then on a chat server."""
+    database = tmp_path / "chat.sqlite3"
+    if request.param == "embedded":
+        chat: ChatBackend = embedded.configure(
+            _new_app_id(), secret_key=SECRET_KEY, database=database, server_url=""
+        )
+    else:
+        marker = request.node.get_closest_marker("embedded_only")
+        if marker is not None:
+            pytest.skip(f"embedded backend only: {marker.kwargs.get('reason', '')}")
+        chat = _remote_backend(database)
+    await chat.start()
+    await _add_users_and_group(chat)
     try:
         yield chat
     finally:

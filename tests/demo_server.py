@@ -39,15 +39,19 @@ def running_demo(data: Path, port: int, log: Path) -> contextlib.AbstractAsyncCo
 
 @contextlib.asynccontextmanager
 async def running_server(
-    command: list[str], port: int, log: Path, environment: dict[str, str] | None = None
+    command: list[str],
+    port: int,
+    log: Path,
+    environment: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> AsyncIterator[str]:
-    """Run ``command``, which serves HTTP on 127.0.0.1:``port``; yield the base URL.
+    """Run ``command`` in ``cwd``; it serves HTTP on 127.0.0.1:``port``. Yield the base URL.
 
     The process is stopped with SIGINT (uvicorn's graceful shutdown) on exit,
     and killed if it has not stopped after 10 seconds.
     """
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(environment or {})}
-    process = await asyncio.to_thread(_start, command, environment, log)
+    process = await asyncio.to_thread(_start, command, environment, log, cwd)
     base_url = f"http://127.0.0.1:{port}"
     try:
         await _wait_for_http(base_url, process, log)
@@ -61,9 +65,13 @@ async def running_server(
             await asyncio.to_thread(process.wait)
 
 
-def _start(command: list[str], environment: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def _start(
+    command: list[str], environment: dict[str, str], log: Path, cwd: Path | None
+) -> subprocess.Popen[bytes]:
     with log.open("ab") as output:
-        return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment)
+        return subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, env=environment, cwd=cwd
+        )
 
 
 async def _wait_for_http(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -9,13 +9,13 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from reactpy import component
+from reactpy import component, html, use_state
 from reactpy.core.layout import Layout
-from reactpy.types import Component
 
 from talkjs_components import Session
 from talkjs_components.auth import create_user_token
-from talkjs_components.embedded import EmbeddedBackend
+
+from .remote_backend import ChatBackend
 
 __all__ = ["LayoutRunner", "alice_session", "find_all", "text_of"]
 
@@ -60,9 +60,15 @@ def _set_pointer(document: Any, pointer: str, value: Any) -> Any:
 
 
 @component
-def _Wrapper(element: Any) -> Any:
-    """Make a plain element usable as a Layout root, which must be a component."""
-    return element
+def _Root(element: Any, hooks: dict[str, Callable[[bool], None]]) -> Any:
+    """Show ``element`` until the runner unmounts it through ``hooks["set_mounted"]``.
+
+    It also makes a plain element usable as a Layout root, which must be a
+    component.
+    """
+    mounted, set_mounted = use_state(True)
+    hooks["set_mounted"] = set_mounted
+    return element if mounted else html.div()
 
 
 class LayoutRunner:
@@ -75,9 +81,8 @@ class LayoutRunner:
     """
 
     def __init__(self, root: Any) -> None:
-        if not isinstance(root, Component):
-            root = _Wrapper(root)
-        self.layout = Layout(root)
+        self._hooks: dict[str, Callable[[bool], None]] = {}
+        self.layout = Layout(_Root(root, self._hooks))
         self.model: Any = {}
         self.update_sizes: list[int] = []
         """Size in bytes of each update as JSON, the form ReactPy sends to the browser."""
@@ -98,6 +103,12 @@ class LayoutRunner:
         traceback: TracebackType | None,
     ) -> None:
         if self._pump is not None:
+            # Unmount the tree first: its sessions end, so no late event (a
+            # websocket frame, say) can start a render while the pump stops.
+            if self._failure is None and "set_mounted" in self._hooks:
+                self._hooks["set_mounted"](False)
+                with contextlib.suppress(TimeoutError):
+                    await self.render()
             await self._settle()
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -184,7 +195,7 @@ class LayoutRunner:
                 await self.render(timeout=min(remaining, 0.05))
 
 
-def alice_session(backend: EmbeddedBackend, *children: Any, **props: Any) -> Any:
+def alice_session(backend: ChatBackend, *children: Any, **props: Any) -> Any:
     """Return a ``Session`` signed in as alice with a valid token, around ``children``."""
     token = create_user_token(backend.app, "alice")
     return Session(*children, app_id=backend.app.app_id, user_id="alice", token=token, **props)

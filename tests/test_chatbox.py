@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,11 +18,19 @@ from talkjs_components.components.chatbox_props import parse_chatbox_props
 from talkjs_components.embedded import EmbeddedBackend
 from talkjs_components.errors import InvalidInput
 from talkjs_components.models import AccessLevel, Participation, User
-from talkjs_components.service import TRUSTED
+from talkjs_components.service import TRUSTED, Limits
 from talkjs_components.session import UIBox
 
 from .layout_tools import LayoutRunner, alice_session, find_all
+from .remote_backend import ChatBackend
+from .test_session import age_all_events, service_while_closed
 from .waiting import wait_until
+
+
+@pytest.fixture
+def backend(any_backend: ChatBackend) -> ChatBackend:
+    """Each Chatbox test runs twice: on the embedded backend, and on a chat server."""
+    return any_backend
 
 
 def _loaded(runner: LayoutRunner) -> bool:
@@ -170,6 +179,22 @@ async def test_edits_and_deletes_arrive_live(backend: EmbeddedBackend) -> None:
         await backend.service.edit_message("bob", "group", sent.id, text="final text")
         await backend.service.delete_message("bob", "group", gone.id)
         await runner.until(lambda r: "final text" in r.text and "to be removed" not in r.text)
+
+
+async def test_reloads_after_missed_events_were_pruned(backend: EmbeddedBackend) -> None:
+    # Messages sent while the session is away, whose events are pruned before
+    # it reconnects, can't be replayed: the chatbox must load the list again.
+    async with LayoutRunner(alice_session(backend, Chatbox(conversation_id="group"))) as runner:
+        await runner.until(_loaded)
+        await backend.close()
+        async with service_while_closed(backend, Limits(event_retention_ms=60_000)) as other:
+            await other.send_message(TRUSTED, "group", "sent while away", sender_id="bob")
+            age_all_events(Path(backend.database), days=1)
+            # Each write prunes up to two expired events, the session's last included.
+            await other.send_message(TRUSTED, "group", "pruned soon", sender_id="bob")
+            await other.send_message(TRUSTED, "group", "last one", sender_id="bob")
+        await backend.start()
+        await runner.until(lambda r: "sent while away" in r.text and "last one" in r.text)
 
 
 async def test_typing_indicator_shows_and_clears(backend: EmbeddedBackend) -> None:

@@ -1,35 +1,70 @@
-"""TalkSession against the embedded backend on a real SQLite file."""
+"""TalkSession against the embedded backend and against a chat server, on real SQLite files.
+
+Each test runs twice (the ``any_backend`` fixture): with the in-process
+transport, and with the websocket transport to a server on 127.0.0.1. Closing
+and starting the backend restarts the server in the second run.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
 from talkjs_components.auth import create_signature, create_user_token
-from talkjs_components.embedded import EmbeddedBackend
-from talkjs_components.errors import AuthError, SessionDestroyed
-from talkjs_components.models import UnreadConversation, UnreadsSnapshot, User
-from talkjs_components.service import TRUSTED
+from talkjs_components.broker.memory import MemoryBroker
+from talkjs_components.errors import AuthError, ChatError, SessionDestroyed
+from talkjs_components.models import (
+    ChatEvent,
+    ConversationAttributes,
+    ConversationUpdated,
+    EventsPage,
+    MessageDeleted,
+    MessageEdited,
+    MessageSent,
+    MessagesRead,
+    UnreadConversation,
+    UnreadsSnapshot,
+    User,
+)
+from talkjs_components.service import TRUSTED, ChatService, Limits
 from talkjs_components.session import (
     Backoff,
+    BoxKind,
     SessionMessage,
     SessionStatus,
     TalkSession,
+    UIBox,
     one_on_one_id,
 )
-from talkjs_components.session.transport import InProcessTransport
+from talkjs_components.session.transport import InProcessTransport, Transport
+from talkjs_components.store.sqlite import SQLiteStore
 
+from .remote_backend import ChatBackend
 from .waiting import wait_until
 
+EMBEDDED_ONLY = pytest.mark.embedded_only(
+    reason="subclasses InProcessTransport to interleave service calls with its own"
+)
 
-def _session(backend: EmbeddedBackend, user_id: str = "alice") -> TalkSession:
+
+@pytest.fixture
+def backend(any_backend: ChatBackend) -> ChatBackend:
+    """The backend of each run: embedded, then a chat server."""
+    return any_backend
+
+
+def _session(backend: ChatBackend, user_id: str = "alice") -> TalkSession:
     token = create_user_token(backend.app, user_id)
     return TalkSession(backend.app.app_id, user_id, token=token)
 
 
-async def test_session_ready_with_token(backend: EmbeddedBackend) -> None:
+async def test_session_ready_with_token(backend: ChatBackend) -> None:
     session = _session(backend)
     await session.wait_ready()
     try:
@@ -40,7 +75,7 @@ async def test_session_ready_with_token(backend: EmbeddedBackend) -> None:
         session.destroy()
 
 
-async def test_session_ready_with_signature(backend: EmbeddedBackend) -> None:
+async def test_session_ready_with_signature(backend: ChatBackend) -> None:
     signature = create_signature(backend.app, "bob").upper()
     session = TalkSession(backend.app.app_id, "bob", signature=signature)
     await session.wait_ready()
@@ -48,7 +83,7 @@ async def test_session_ready_with_signature(backend: EmbeddedBackend) -> None:
     assert session.status is SessionStatus.DESTROYED
 
 
-async def test_session_token_fetcher_async(backend: EmbeddedBackend) -> None:
+async def test_session_token_fetcher_async(backend: ChatBackend) -> None:
     calls: list[str] = []
 
     async def fetch_token() -> str:
@@ -61,7 +96,7 @@ async def test_session_token_fetcher_async(backend: EmbeddedBackend) -> None:
     assert calls == ["fetch"]
 
 
-async def test_session_without_credentials_fails(backend: EmbeddedBackend) -> None:
+async def test_session_without_credentials_fails(backend: ChatBackend) -> None:
     session = TalkSession(backend.app.app_id, "alice")
     with pytest.raises(AuthError) as caught:
         await session.wait_ready()
@@ -70,7 +105,7 @@ async def test_session_without_credentials_fails(backend: EmbeddedBackend) -> No
     assert not session.is_alive
 
 
-async def test_session_token_of_other_user_fails(backend: EmbeddedBackend) -> None:
+async def test_session_token_of_other_user_fails(backend: ChatBackend) -> None:
     token = create_user_token(backend.app, "bob")
     session = TalkSession(backend.app.app_id, "alice", token=token)
     with pytest.raises(AuthError) as caught:
@@ -79,7 +114,7 @@ async def test_session_token_of_other_user_fails(backend: EmbeddedBackend) -> No
     assert "alice" in caught.value.message
 
 
-async def test_session_unknown_user_id_fails(backend: EmbeddedBackend) -> None:
+async def test_session_unknown_user_id_fails(backend: ChatBackend) -> None:
     session = _session(backend, "dave")
     with pytest.raises(AuthError) as caught:
         await session.wait_ready()
@@ -87,7 +122,7 @@ async def test_session_unknown_user_id_fails(backend: EmbeddedBackend) -> None:
     assert "sync_user" in caught.value.message
 
 
-async def test_session_sync_user_writes_fields(backend: EmbeddedBackend) -> None:
+async def test_session_sync_user_writes_fields(backend: ChatBackend) -> None:
     token = create_user_token(backend.app, "dave")
     me = User(id="dave", name="Dave", locale="fa-IR")
     session = TalkSession(backend.app.app_id, me, token=token)
@@ -98,7 +133,7 @@ async def test_session_sync_user_writes_fields(backend: EmbeddedBackend) -> None
     assert stored.locale == "fa-IR"
 
 
-async def test_destroyed_session_raises(backend: EmbeddedBackend) -> None:
+async def test_destroyed_session_raises(backend: ChatBackend) -> None:
     session = _session(backend)
     await session.wait_ready()
     session.destroy()
@@ -109,7 +144,7 @@ async def test_destroyed_session_raises(backend: EmbeddedBackend) -> None:
         session.on_message(lambda message: None)
 
 
-async def test_on_message_payload(backend: EmbeddedBackend) -> None:
+async def test_on_message_payload(backend: ChatBackend) -> None:
     session = _session(backend)
     received: list[SessionMessage] = []
     session.on_message(received.append)
@@ -127,7 +162,7 @@ async def test_on_message_payload(backend: EmbeddedBackend) -> None:
     assert message.type == "text"
 
 
-async def test_on_message_includes_own_messages(backend: EmbeddedBackend) -> None:
+async def test_on_message_includes_own_messages(backend: ChatBackend) -> None:
     session = _session(backend)
     received: list[SessionMessage] = []
     session.on_message(received.append)
@@ -138,7 +173,7 @@ async def test_on_message_includes_own_messages(backend: EmbeddedBackend) -> Non
     assert received[0].is_by_me is True
 
 
-async def test_unsubscribed_handler_not_called(backend: EmbeddedBackend) -> None:
+async def test_unsubscribed_handler_not_called(backend: ChatBackend) -> None:
     session = _session(backend)
     received: list[SessionMessage] = []
     later: list[SessionMessage] = []
@@ -152,7 +187,7 @@ async def test_unsubscribed_handler_not_called(backend: EmbeddedBackend) -> None
     assert received == []
 
 
-async def test_unreads_rise_and_clear(backend: EmbeddedBackend) -> None:
+async def test_unreads_rise_and_clear(backend: ChatBackend) -> None:
     session = _session(backend)
     changes: list[list[UnreadConversation]] = []
     session.unreads.on_change(changes.append)
@@ -173,7 +208,7 @@ async def test_unreads_rise_and_clear(backend: EmbeddedBackend) -> None:
     session.destroy()
 
 
-async def test_unreads_late_handler_gets_current(backend: EmbeddedBackend) -> None:
+async def test_unreads_late_handler_gets_current(backend: ChatBackend) -> None:
     await backend.service.send_message(TRUSTED, "group", "waiting", sender_id="bob")
     session = _session(backend)
     await session.wait_ready()
@@ -184,7 +219,7 @@ async def test_unreads_late_handler_gets_current(backend: EmbeddedBackend) -> No
     assert [unread.unread_message_count for unread in changes[0]] == [1]
 
 
-async def test_conversation_builder_sync_and_send(backend: EmbeddedBackend) -> None:
+async def test_conversation_builder_sync_and_send(backend: ChatBackend) -> None:
     session = _session(backend)
     await session.wait_ready()
     conversation = session.get_or_create_conversation(one_on_one_id("alice", "bob"))
@@ -210,7 +245,7 @@ def test_one_on_one_id_known_value() -> None:
     assert one_on_one_id(User(id="bob"), "alice") == "4714b845b86fbe0ed913"
 
 
-async def test_builder_creates_missing_participant(backend: EmbeddedBackend) -> None:
+async def test_builder_creates_missing_participant(backend: ChatBackend) -> None:
     session = _session(backend)
     await session.wait_ready()
     conversation = session.get_or_create_conversation("with-erin")
@@ -226,7 +261,7 @@ async def test_builder_creates_missing_participant(backend: EmbeddedBackend) -> 
     assert (await backend.service.get_user("bob")).name == "Bob"
 
 
-async def test_backend_restarts_after_close(backend: EmbeddedBackend) -> None:
+async def test_backend_restarts_after_close(backend: ChatBackend) -> None:
     await backend.service.send_message(TRUSTED, "group", "before restart", sender_id="bob")
     await backend.close()
     await backend.start()
@@ -250,7 +285,8 @@ class SendDuringSnapshot(InProcessTransport):
         return await super().get_unreads_snapshot()
 
 
-async def test_unreads_counted_once_while_connecting(backend: EmbeddedBackend) -> None:
+@EMBEDDED_ONLY
+async def test_unreads_counted_once_while_connecting(backend: ChatBackend) -> None:
     token = create_user_token(backend.app, "alice")
     session = TalkSession(backend.app.app_id, "alice", token=token, transport=SendDuringSnapshot())
     await session.wait_ready()
@@ -278,7 +314,7 @@ def _unread_equals(session: TalkSession, expected: int) -> bool:
     return _total_unread(session) == expected
 
 
-async def test_unreads_match_store_under_concurrent_sends(backend: EmbeddedBackend) -> None:
+async def test_unreads_match_store_under_concurrent_sends(backend: ChatBackend) -> None:
     for attempt in range(20):
         await backend.service.mark_read("alice", "group")
         session = _session(backend)
@@ -300,7 +336,7 @@ async def test_unreads_match_store_under_concurrent_sends(backend: EmbeddedBacke
         session.destroy()
 
 
-async def test_session_reconnects_and_resumes(backend: EmbeddedBackend) -> None:
+async def test_session_reconnects_and_resumes(backend: ChatBackend) -> None:
     """A backend restart drops the session; it reconnects and delivers what it missed once."""
     statuses: list[SessionStatus] = []
     received: list[str] = []
@@ -339,7 +375,7 @@ async def test_session_reconnects_and_resumes(backend: EmbeddedBackend) -> None:
     assert errors == ["connection_lost"]
 
 
-async def test_reconnect_keeps_unread_counts(backend: EmbeddedBackend) -> None:
+async def test_reconnect_keeps_unread_counts(backend: ChatBackend) -> None:
     session = TalkSession(
         backend.app.app_id,
         "alice",
@@ -360,7 +396,7 @@ async def test_reconnect_keeps_unread_counts(backend: EmbeddedBackend) -> None:
     session.destroy()
 
 
-async def test_reconnect_waits_for_backend(backend: EmbeddedBackend) -> None:
+async def test_reconnect_waits_for_backend(backend: ChatBackend) -> None:
     """A reconnecting session never restarts a backend the app closed."""
     session = TalkSession(
         backend.app.app_id,
@@ -374,3 +410,276 @@ async def test_reconnect_waits_for_backend(backend: EmbeddedBackend) -> None:
     assert not backend.started
     assert session.status is SessionStatus.RECONNECTING
     session.destroy()
+
+
+# Resuming with the event log. While the embedded backend is closed, another
+# service on the same file makes the changes, so the session cannot reconnect
+# before they are all stored, whatever the timing.
+
+
+@asynccontextmanager
+async def service_while_closed(
+    backend: ChatBackend, limits: Limits | None = None
+) -> AsyncIterator[ChatService]:
+    """Run a second service on the closed backend's database file, as another process would."""
+    assert not backend.started
+    service = ChatService(
+        SQLiteStore(Path(backend.database), backend.app.app_id),
+        MemoryBroker(),
+        app_id=backend.app.app_id,
+        limits=limits,
+    )
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.close()
+
+
+class Recorder:
+    """A session's stored events, messages and error codes, in the order delivered."""
+
+    def __init__(self, session: TalkSession) -> None:
+        self.events: list[ChatEvent] = []
+        self.messages: list[str] = []
+        self.errors: list[str] = []
+        session.on_event(self.on_event)
+        session.on_message(lambda message: self.messages.append(message.body))
+        session.on_error(lambda error: self.errors.append(error.code))
+
+    def on_event(self, event: ChatEvent) -> None:
+        # Typing and presence events are not stored and have no seq.
+        if event.seq is not None:
+            self.events.append(event)
+
+
+def _fast_session(backend: ChatBackend, transport: Transport | None = None) -> TalkSession:
+    return TalkSession(
+        backend.app.app_id,
+        "alice",
+        token=create_user_token(backend.app, "alice"),
+        transport=transport,
+        retry_backoff=Backoff(initial=0.02, maximum=0.05, jitter=0),
+    )
+
+
+async def _store_unread_counts(service: ChatService, user_id: str) -> dict[str, int]:
+    return {
+        unread.conversation.id: unread.unread_message_count
+        for unread in await service.get_unreads(user_id)
+    }
+
+
+def _session_unread_counts(session: TalkSession) -> dict[str, int]:
+    return {
+        unread.conversation.id: unread.unread_message_count
+        for unread in session.unreads.current or []
+    }
+
+
+async def _send_marker(backend: ChatBackend, recorder: Recorder) -> None:
+    """Send a live message and wait for it, so every event queued before it was handled."""
+    await backend.service.send_message(TRUSTED, "group", "marker", sender_id="bob")
+    await wait_until(lambda: recorder.messages[-1:] == ["marker"], what="the marker message")
+
+
+async def test_reconnect_replays_missed_events_once(backend: ChatBackend) -> None:
+    session = _fast_session(backend)
+    recorder = Recorder(session)
+    await session.wait_ready()
+    await backend.service.send_message(TRUSTED, "group", "before", sender_id="bob")
+    await wait_until(lambda: recorder.messages == ["before"], what="the live message")
+    last_seen = recorder.events[-1].seq
+    assert last_seen is not None
+
+    await backend.close()
+    await wait_until(lambda: session.status is SessionStatus.RECONNECTING, what="reconnecting")
+    async with service_while_closed(backend) as other:
+        to_edit = await other.send_message(TRUSTED, "group", "kept", sender_id="bob")
+        to_delete = await other.send_message(TRUSTED, "group", "dropped", sender_id="bob")
+        await other.edit_message("bob", "group", to_edit.id, text="kept, edited")
+        await other.delete_message("bob", "group", to_delete.id)
+        await other.mark_read("carol", "group")
+        await other.sync_conversation("bob", "group", ConversationAttributes(subject="Team"))
+        missed = (await other.events_after("alice", last_seen)).events
+    await backend.start()
+    await wait_until(lambda: session.status is SessionStatus.READY, what="the reconnect")
+    await _send_marker(backend, recorder)
+    stored_unreads = await _store_unread_counts(backend.service, "alice")
+    session_unreads = _session_unread_counts(session)
+    session.destroy()
+
+    replayed = recorder.events[1:-1]
+    assert [type(event) for event in replayed] == [
+        MessageSent,
+        MessageSent,
+        MessageEdited,
+        MessageDeleted,
+        MessagesRead,
+        ConversationUpdated,
+    ]
+    assert replayed == missed
+    received = [event.seq or 0 for event in recorder.events]
+    assert received == sorted(set(received))
+    assert recorder.messages == ["before", "kept", "dropped", "marker"]
+    assert recorder.errors == ["connection_lost"]
+    # "before", the edited "kept" and "marker" are unread; "dropped" was deleted.
+    assert stored_unreads == {"group": 3}
+    assert session_unreads == stored_unreads
+
+
+async def test_reconnect_after_pruned_events_reloads(backend: ChatBackend) -> None:
+    session = _fast_session(backend)
+    recorder = Recorder(session)
+    await session.wait_ready()
+    reloads: list[str | None] = []
+    box = UIBox(session, BoxKind.CHATBOX)
+    box.current_conversation_id = "group"
+    box.on_reload = lambda: reloads.append(box.current_conversation_id)
+    await backend.service.send_message(TRUSTED, "group", "before", sender_id="bob")
+    await wait_until(lambda: recorder.messages == ["before"], what="the live message")
+
+    await backend.close()
+    await wait_until(lambda: session.status is SessionStatus.RECONNECTING, what="reconnecting")
+    async with service_while_closed(backend, Limits(event_retention_ms=60_000)) as other:
+        await other.send_message(TRUSTED, "group", "lost 1", sender_id="bob")
+        age_all_events(Path(backend.database), days=1)
+        # Each write prunes up to two expired events, so these two remove the
+        # session's last event and the one after it.
+        await other.send_message(TRUSTED, "group", "lost 2", sender_id="bob")
+        await other.send_message(TRUSTED, "group", "lost 3", sender_id="bob")
+    await backend.start()
+    await wait_until(lambda: session.status is SessionStatus.READY, what="the reconnect")
+    await _send_marker(backend, recorder)
+    stored_unreads = await _store_unread_counts(backend.service, "alice")
+    session_unreads = _session_unread_counts(session)
+    session.destroy()
+
+    assert recorder.errors == ["connection_lost", "resume_gap"]
+    assert reloads == ["group"]
+    # The lost messages were not delivered, but the reloaded unreads count them.
+    assert recorder.messages == ["before", "marker"]
+    assert stored_unreads == {"group": 5}
+    assert session_unreads == stored_unreads
+
+
+def age_all_events(database_path: Path, days: int) -> None:
+    """Make every stored event ``days`` days older, as if that much time had passed."""
+    with sqlite3.connect(database_path) as connection:
+        connection.execute(
+            "UPDATE events SET created_at = created_at - ?", (days * 24 * 60 * 60 * 1000,)
+        )
+    connection.close()
+
+
+class FailingFirstResume(InProcessTransport):
+    """The real in-process transport, whose first ``events_after`` fails like a database error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
+
+    async def events_after(self, after_seq: int, *, limit: int) -> EventsPage:
+        if self.failures == 0:
+            self.failures += 1
+            raise ChatError("the database is busy", code="storage_error")
+        return await super().events_after(after_seq, limit=limit)
+
+
+@EMBEDDED_ONLY
+async def test_failed_resume_retried_without_duplicates(backend: ChatBackend) -> None:
+    transport = FailingFirstResume()
+    session = _fast_session(backend, transport)
+    recorder = Recorder(session)
+    await session.wait_ready()
+
+    await backend.close()
+    await wait_until(lambda: session.status is SessionStatus.RECONNECTING, what="reconnecting")
+    async with service_while_closed(backend) as other:
+        await other.send_message(TRUSTED, "group", "while away", sender_id="bob")
+    await backend.start()
+    await wait_until(lambda: session.status is SessionStatus.READY, what="the reconnect")
+    await backend.service.set_typing("bob", "group", True)
+    await _send_marker(backend, recorder)
+    listeners = backend.service.listener_count("alice")
+    session.destroy()
+
+    assert transport.failures == 1
+    assert recorder.messages == ["while away", "marker"]
+    # The retry replaced the first attempt's subscription instead of adding one.
+    assert listeners == 1
+    assert recorder.errors == ["connection_lost"]
+
+
+class ClosingDuringResume(InProcessTransport):
+    """The real in-process transport; the backend closes during its first ``events_after``."""
+
+    def __init__(self, backend: ChatBackend) -> None:
+        super().__init__()
+        self.backend = backend
+        self.closed_during_resume = False
+
+    async def events_after(self, after_seq: int, *, limit: int) -> EventsPage:
+        if not self.closed_during_resume:
+            self.closed_during_resume = True
+            await self.backend.close()
+        return await super().events_after(after_seq, limit=limit)
+
+
+@EMBEDDED_ONLY
+async def test_backend_closing_during_resume(backend: ChatBackend) -> None:
+    """The lost connection of a failed attempt does not start a second reconnect."""
+    transport = ClosingDuringResume(backend)
+    session = _fast_session(backend, transport)
+    recorder = Recorder(session)
+    statuses: list[SessionStatus] = []
+    session.on_status_change(statuses.append)
+    await session.wait_ready()
+
+    await backend.close()
+    await backend.start()
+    await wait_until(lambda: transport.closed_during_resume, what="the close during resume")
+    await backend.start()
+    await wait_until(lambda: session.status is SessionStatus.READY, what="the reconnect")
+    await _send_marker(backend, recorder)
+    session.destroy()
+
+    assert statuses == [
+        SessionStatus.READY,
+        SessionStatus.RECONNECTING,
+        SessionStatus.READY,
+        SessionStatus.DESTROYED,
+    ]
+    assert recorder.errors == ["connection_lost"]
+    assert recorder.messages == ["marker"]
+
+
+class SendDuringResume(InProcessTransport):
+    """The real in-process transport, with bob sending between the new subscription and
+    the first ``events_after``: the message arrives both live and by replay."""
+
+    async def events_after(self, after_seq: int, *, limit: int) -> EventsPage:
+        service, _ = self._bound
+        await service.send_message(TRUSTED, "group", "during resume", sender_id="bob")
+        await service.mark_read("carol", "group")
+        return await super().events_after(after_seq, limit=limit)
+
+
+@EMBEDDED_ONLY
+async def test_event_live_and_replayed_delivered_once(backend: ChatBackend) -> None:
+    session = _fast_session(backend, SendDuringResume())
+    recorder = Recorder(session)
+    await session.wait_ready()
+
+    await backend.close()
+    await backend.start()
+    await wait_until(lambda: session.status is SessionStatus.READY, what="the reconnect")
+    await _send_marker(backend, recorder)
+    stored_unreads = await _store_unread_counts(backend.service, "alice")
+    session_unreads = _session_unread_counts(session)
+    session.destroy()
+
+    assert recorder.messages == ["during resume", "marker"]
+    assert [type(event) for event in recorder.events] == [MessageSent, MessagesRead, MessageSent]
+    assert stored_unreads == {"group": 2}
+    assert session_unreads == stored_unreads

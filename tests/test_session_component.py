@@ -1,4 +1,9 @@
-"""The Session component's full contract, rendered in a ReactPy Layout."""
+"""The Session component's full contract, rendered in a ReactPy Layout.
+
+The tests that connect run twice (the ``any_backend`` fixture): on the
+embedded backend, and on a chat server on 127.0.0.1 through the websocket
+transport.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +19,20 @@ from reactpy.types import VdomDict
 from talkjs_components import Chatbox, Session, TalkSession, use_session
 from talkjs_components.auth import create_user_token
 from talkjs_components.components.session_props import SESSION_EVENTS, normalize_session_props
-from talkjs_components.embedded import EmbeddedBackend
 from talkjs_components.errors import InvalidInput
 from talkjs_components.models import User
 from talkjs_components.service import TRUSTED
 from talkjs_components.session import SessionMessage
 
 from .layout_tools import LayoutRunner
+from .remote_backend import ChatBackend
 from .waiting import wait_until
+
+
+@pytest.fixture
+def backend(any_backend: ChatBackend) -> ChatBackend:
+    """The backend of each run: embedded, then a chat server."""
+    return any_backend
 
 
 @component
@@ -85,7 +96,7 @@ def test_event_prop_must_be_callable() -> None:
         normalize_session_props({"on_message": "print"})
 
 
-async def test_camel_case_session_works(backend: EmbeddedBackend) -> None:
+async def test_camel_case_session_works(backend: ChatBackend) -> None:
     received: list[SessionMessage] = []
     token = create_user_token(backend.app, "alice")
     root = Session(
@@ -98,7 +109,7 @@ async def test_camel_case_session_works(backend: EmbeddedBackend) -> None:
     assert received[0].body == "camel"
 
 
-async def test_new_token_keeps_session(backend: EmbeddedBackend) -> None:
+async def test_new_token_keeps_session(backend: ChatBackend) -> None:
     ref: Ref[TalkSession | None] = Ref(None)
     controls: dict[str, Callable[[str], None]] = {}
     first = create_user_token(backend.app, "alice", expires_in=3600)
@@ -127,7 +138,7 @@ async def test_new_token_keeps_session(backend: EmbeddedBackend) -> None:
         assert session.is_alive
 
 
-async def test_sync_user_changes_written(backend: EmbeddedBackend) -> None:
+async def test_sync_user_changes_written(backend: ChatBackend) -> None:
     ref: Ref[TalkSession | None] = Ref(None)
     controls: dict[str, Callable[[User], None]] = {}
     token = create_user_token(backend.app, "alice")
@@ -160,7 +171,7 @@ async def test_sync_user_changes_written(backend: EmbeddedBackend) -> None:
         assert ref.current is session
 
 
-async def test_chatbox_registered_with_session(backend: EmbeddedBackend) -> None:
+async def test_chatbox_registered_with_session(backend: ChatBackend) -> None:
     ref: Ref[TalkSession | None] = Ref(None)
     controls: dict[str, Callable[[bool], None]] = {}
     token = create_user_token(backend.app, "alice")
@@ -194,14 +205,15 @@ def _live_sessions() -> list[TalkSession]:
 
 
 def _session_tasks() -> list[asyncio.Task[Any]]:
+    """Return the unfinished tasks of sessions and of their websocket transports."""
     return [
         task
         for task in asyncio.all_tasks()
-        if task.get_name().startswith("talkjs-session-") and not task.done()
+        if task.get_name().startswith(("talkjs-session-", "talkjs-websocket-")) and not task.done()
     ]
 
 
-async def test_rapid_mount_unmount_leaks_nothing(backend: EmbeddedBackend) -> None:
+async def test_rapid_mount_unmount_leaks_nothing(backend: ChatBackend) -> None:
     """200 mount and unmount cycles leave no live session, task or subscription behind."""
     controls: dict[str, Callable[[bool], None]] = {}
     token = create_user_token(backend.app, "alice")
@@ -237,7 +249,7 @@ async def test_rapid_mount_unmount_leaks_nothing(backend: EmbeddedBackend) -> No
 
 
 async def test_invalid_props_shown_not_logged_with_token(
-    backend: EmbeddedBackend, caplog: pytest.LogCaptureFixture
+    backend: ChatBackend, caplog: pytest.LogCaptureFixture
 ) -> None:
     token = create_user_token(backend.app, "alice")
     root = Session(Chatbox(conversation_id="group"), app_id=backend.app.app_id, token=token)

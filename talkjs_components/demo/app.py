@@ -1,10 +1,16 @@
-"""The demo app: sign in as a seeded user and chat, on the embedded backend.
+"""The demo app: sign in as a seeded user and chat, on the embedded backend or a chat server.
 
 Pages: ``/`` lists the signed-in user's conversations and ``/chat/<id>``
 shows one in a ``Chatbox``, and ``/inbox`` shows an ``Inbox``. The server
 mints the user's token after sign-in. The browser keeps that token (never the
 secret key) in sessionStorage, so each window can be signed in as a different
 user.
+
+With a chat server (``talkjs-components demo --server URL``), the demo opens
+no database: sessions connect to the server's realtime endpoint, and the
+demo seeds the server once through its REST API. The app process needs the
+app's secret key for both: to create user tokens and to sign its REST calls,
+which carry short-lived app tokens instead of the key itself.
 """
 
 from __future__ import annotations
@@ -30,12 +36,13 @@ from reactpy.executors.asgi import ReactPy
 from reactpy.types import VdomDict
 
 from .. import embedded
-from ..auth import create_user_token, verify_user_token
+from ..auth import App, create_user_token, verify_user_token
 from ..components import Chatbox, Inbox, Session, use_session, use_unreads
 from ..components._adapter import load_js_components
 from ..errors import AuthError, ChatError
 from ..models import Conversation, ConversationUpdated, Message, MessageSent
-from .seed import DEMO_USERS, seed
+from ..rest import AsyncTalkJSClient
+from .seed import DEMO_USERS, seed, seed_over_rest
 
 __all__ = ["APP_ID", "create_app"]
 
@@ -343,13 +350,36 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class DemoApp:
-    """ASGI app: the ReactPy page, plus a lifespan that starts, seeds and closes the backend."""
+    """ASGI app: the ReactPy page, plus a lifespan that starts, seeds and closes the backend.
 
-    def __init__(self, database: Path) -> None:
+    Args:
+        database: The SQLite file of the embedded backend; ``None`` with a server.
+        server_url: The chat server's URL; ``None`` or empty for the embedded backend.
+        secret_key: The secret key of app ``demo`` on the server; required with one.
+    """
+
+    def __init__(
+        self,
+        database: Path | None,
+        *,
+        server_url: str | None = None,
+        secret_key: str | None = None,
+    ) -> None:
         self.database = database
-        self.backend = embedded.configure(
-            APP_ID, secret_key=load_or_create_secret(database), database=database
-        )
+        self.server_url = server_url or None
+        if server_url:
+            if not secret_key:
+                raise ValueError("a demo on a chat server needs the secret key of app 'demo'")
+            self.backend = embedded.configure(APP_ID, secret_key=secret_key, server_url=server_url)
+        else:
+            assert database is not None, "the embedded backend needs a database file"
+            # server_url="" keeps the demo embedded even when TALKJS_SERVER_URL is set.
+            self.backend = embedded.configure(
+                APP_ID,
+                secret_key=load_or_create_secret(database),
+                database=database,
+                server_url="",
+            )
         self.page = ReactPy(
             DemoRoot,
             html_head=html.head(
@@ -367,8 +397,7 @@ class DemoApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    await self.backend.start()
-                    await seed(self.backend.service)
+                    await self._start()
                 except Exception as exc:
                     logger.exception("demo failed to start")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -379,7 +408,37 @@ class DemoApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    async def _start(self) -> None:
+        if self.server_url is None:
+            await self.backend.start()
+            await seed(self.backend.service)
+            return
+        await self.backend.start()
+        app: App = self.backend.app
+        assert app.secret_key is not None
+        async with AsyncTalkJSClient(
+            APP_ID,
+            app.secret_key,
+            base_url=embedded.http_base_url(self.server_url),
+            use_app_tokens=True,
+        ) as client:
+            await seed_over_rest(client)
 
-def create_app(database: str | os.PathLike[str]) -> DemoApp:
-    """Return the demo ASGI app storing its data in the SQLite file ``database``."""
-    return DemoApp(Path(database))
+
+def create_app(
+    database: str | os.PathLike[str] | None = None,
+    *,
+    server_url: str | None = None,
+    secret_key: str | None = None,
+) -> DemoApp:
+    """Return the demo ASGI app.
+
+    Without ``server_url`` it stores its data in the SQLite file ``database``
+    through the embedded backend. With one, its sessions use that chat server,
+    which must serve app ``demo`` with ``secret_key``.
+    """
+    return DemoApp(
+        Path(database) if database is not None else None,
+        server_url=server_url,
+        secret_key=secret_key,
+    )

@@ -2,7 +2,9 @@
 
 The dialogues come from the ``chatterbot-corpus`` package (BSD licence),
 installed with the ``demo`` extra. Seeding runs only on an empty database, so
-restarting the demo keeps everything written since.
+restarting the demo keeps everything written since. :func:`seed` writes
+through the embedded ChatService, and :func:`seed_over_rest` through a chat
+server's REST API, for a demo that uses a standalone server.
 """
 
 from __future__ import annotations
@@ -15,10 +17,24 @@ from typing import Any
 
 from ..errors import NotFound
 from ..models import ConversationAttributes, Participation, User
+from ..rest import AsyncTalkJSClient
+from ..rest.models import (
+    MAX_MESSAGES_PER_REQUEST,
+    ConversationUpdate,
+    NewUserMessage,
+    UserUpdate,
+)
 from ..service import TRUSTED, ChatService
 from ..session import one_on_one_id
 
-__all__ = ["DEMO_USERS", "GROUP_ID", "SeedConversation", "seed", "seed_conversations"]
+__all__ = [
+    "DEMO_USERS",
+    "GROUP_ID",
+    "SeedConversation",
+    "seed",
+    "seed_conversations",
+    "seed_over_rest",
+]
 
 logger = logging.getLogger("talkjs_components.demo")
 
@@ -113,3 +129,50 @@ async def _seed_conversation(service: ChatService, spec: SeedConversation) -> No
     # Seeded history starts out read, so unread counts only reflect new messages.
     for user_id in spec.user_ids:
         await service.mark_read(user_id, spec.id)
+
+
+async def seed_over_rest(client: AsyncTalkJSClient) -> bool:
+    """Write the demo's data through a server's REST API unless it exists; return whether it seeded.
+
+    The same users, conversations and messages as :func:`seed`. Every
+    message has an idempotency key, so a seeding cut short and run again
+    stores no message twice.
+
+    Raises:
+        RestError: The server rejected a call, for example 401 for a wrong secret key.
+        httpx.TransportError: The server cannot be reached.
+    """
+    try:
+        await client.get_conversation(GROUP_ID)
+        return False
+    except NotFound:
+        pass
+    await client.upsert_users(
+        {
+            user.id: UserUpdate(name=user.name, locale=user.locale, role=user.role)
+            for user in DEMO_USERS
+        }
+    )
+    for spec in seed_conversations():
+        participants = list(spec.user_ids)
+        if spec.subject is None:
+            update = ConversationUpdate(participants=participants)
+        else:
+            update = ConversationUpdate(participants=participants, subject=spec.subject)
+        await client.upsert_conversation(spec.id, update)
+        lines = load_dialogue_lines(spec.language, spec.corpus_file, MESSAGES_PER_CONVERSATION)
+        speakers = itertools.cycle(spec.user_ids)
+        messages = [
+            NewUserMessage(text=line, sender=speaker, idempotency_key=f"seed-{number}")
+            for number, (line, speaker) in enumerate(zip(lines, speakers, strict=False))
+        ]
+        for start in range(0, len(messages), MAX_MESSAGES_PER_REQUEST):
+            await client.send_messages(spec.id, messages[start : start + MAX_MESSAGES_PER_REQUEST])
+        for user_id in spec.user_ids:
+            await client.mark_read(spec.id, user_id)
+    logger.info(
+        "seeded the demo over the REST API: %d users, %d conversations",
+        len(DEMO_USERS),
+        len(seed_conversations()),
+    )
+    return True

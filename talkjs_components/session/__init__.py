@@ -17,6 +17,7 @@ from .talk_session import SessionStatus, TalkSession
 from .tokens import TokenFetcher, token_expiry
 from .transport import Credentials, InProcessTransport, Transport
 from .unreads import Unreads
+from .websocket_transport import WebSocketTransport
 
 __all__ = [
     "Backoff",
@@ -37,6 +38,7 @@ __all__ = [
     "Transport",
     "UIBox",
     "Unreads",
+    "WebSocketTransport",
     "one_on_one_id",
     "token_expiry",
 ]

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import itertools
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ..errors import AuthError, ChatError, InvalidInput, SessionDestroyed
+from .. import embedded
+from ..errors import AuthError, ChatError, ConnectionRejected, InvalidInput, SessionDestroyed
 from ..models import (
     ChatEvent,
     Conversation,
@@ -35,6 +38,7 @@ from .payloads import SessionMessage, to_session_message
 from .tokens import TokenFetcher, TokenKeeper
 from .transport import Credentials, InProcessTransport, Transport
 from .unreads import Unreads
+from .websocket_transport import WebSocketTransport
 
 __all__ = ["ErrorHandler", "MessageHandler", "SessionStatus", "TalkSession", "TokenFetcher"]
 
@@ -44,8 +48,14 @@ MessageHandler = Callable[[SessionMessage], Any]
 EventHandler = Callable[[ChatEvent], Any]
 ErrorHandler = Callable[[ChatError], Any]
 
+UNREACHABLE_CODE = "connection_failed"
+"""Error code of a transport that could not reach its server; the session keeps trying."""
+
 CONNECT_ATTEMPTS = 3
 """Connection attempts when the first fails with a token a fetcher can replace."""
+
+REPLAY_PAGE_SIZE = 500
+"""Events requested per ``events_after`` call while resuming after a reconnect."""
 
 _session_ids = itertools.count(1)
 
@@ -61,6 +71,14 @@ class SessionStatus(StrEnum):
     """The connection dropped; the session connects again with backoff."""
     FAILED = "failed"
     DESTROYED = "destroyed"
+
+
+@dataclass(frozen=True)
+class _Disconnected:
+    """Queue item: the connection with this number was lost."""
+
+    connection: int
+    error: ChatError
 
 
 class TalkSession:
@@ -81,7 +99,10 @@ class TalkSession:
         token_fetcher: Called for a token when none was given, shortly before
             the current token expires, and when the backend rejects a token.
         signature: A legacy HMAC signature of the user id.
-        transport: How to reach the backend; the embedded service by default.
+        transport: How to reach the backend. By default, a websocket to the
+            app's chat server when one is configured (``server_url`` of
+            :func:`talkjs_components.embedded.configure`, or
+            ``$TALKJS_SERVER_URL``), else the embedded backend.
         retry_backoff: Delays between failed token refreshes.
     """
 
@@ -113,12 +134,17 @@ class TalkSession:
         self._tokens = TokenKeeper(token, token_fetcher, backoff=self._backoff)
         self._token_task: asyncio.Task[None] | None = None
         self._signature = signature
-        self._transport: Transport = transport or InProcessTransport()
+        self._transport: Transport = transport or _default_transport(app_id)
         self._status = SessionStatus.CONNECTING
         self._error: ChatError | None = None
         self._ready = asyncio.Event()
-        # Events in delivery order; a ChatError in the queue marks a lost connection.
-        self._events: asyncio.Queue[ChatEvent | ChatError] = asyncio.Queue()
+        # Events in delivery order, and markers of lost connections.
+        self._events: asyncio.Queue[ChatEvent | _Disconnected] = asyncio.Queue()
+        # Number of the latest connection, so that the marker of an earlier
+        # one (lost while resuming) does not start another reconnect.
+        self._connection = 0
+        # The event seq this session is consistent with: the highest seq it
+        # delivered, or the position of its unreads snapshot or replay.
         self._last_seq = 0
         self._task: asyncio.Task[None] | None = None
         self._handler_tasks: set[asyncio.Task[Any]] = set()
@@ -240,10 +266,10 @@ class TalkSession:
             await self._connect()
             while True:
                 item = await self._events.get()
-                if isinstance(item, ChatError):
-                    await self._reconnect(item)
-                else:
+                if not isinstance(item, _Disconnected):
                     await self._dispatch(item)
+                elif item.connection == self._connection:
+                    await self._reconnect(item.error)
         except asyncio.CancelledError:
             raise
         except ChatError as exc:
@@ -255,29 +281,46 @@ class TalkSession:
             await self._transport.close()
 
     async def _connect(self) -> None:
-        await self._open(sync_me=self._sync_me)
+        # An unreachable server at the first connect is treated like a lost
+        # connection: the session stays CONNECTING and tries again with backoff.
+        attempt = 0
+        while True:
+            try:
+                await self._open(sync_me=self._sync_me)
+                break
+            except ChatError as error:
+                if error.code != UNREACHABLE_CODE:
+                    raise
+                self._report_error(error)
+                await asyncio.sleep(self._backoff.delay(attempt))
+                attempt += 1
         self._token_task = asyncio.get_running_loop().create_task(
             self._tokens.keep_fresh(self._reauthenticate, self._report_error),
             name=f"talkjs-session-{self.id}-tokens",
         )
         self._token_task.add_done_callback(self._token_task_done)
         snapshot = await self._transport.get_unreads_snapshot()
-        # on_message reports the messages stored after this snapshot, each once.
-        self._last_seq = snapshot.as_of_seq
+        # Events up to the snapshot's position are in it already; they may
+        # still be in the queue, because the subscription started first.
+        self._last_seq = snapshot.as_of_event_seq
         self._set_status(SessionStatus.READY)
         self._ready.set()
         logger.debug("session %s of user %r ready", self.id, self._me.id)
         self.unreads._load(snapshot)
 
     async def _reconnect(self, reason: ChatError) -> None:
-        """Connect again with backoff, then deliver what was missed, each message once.
+        """Connect again with backoff, then deliver every stored event missed, each once.
 
-        Only messages are replayed. The unread list is reloaded whole, which
-        covers reads and membership changes made while disconnected.
+        An attempt connects and then resumes. A failure in either (other than
+        rejected credentials) is followed by another attempt, which resumes
+        from the last event delivered.
 
         Raises:
             AuthError: The backend no longer accepts the credentials.
+            ConnectionRejected: The server refused the connection for good.
         """
+        if isinstance(reason, ConnectionRejected):
+            raise reason
         self._ready.clear()
         self._set_status(SessionStatus.RECONNECTING)
         self._report_error(reason)
@@ -287,29 +330,54 @@ class TalkSession:
             attempt += 1
             try:
                 await self._open(sync_me=False)
+                await self._resume()
                 break
-            except AuthError:
+            except (AuthError, ConnectionRejected):
                 raise
             except ChatError as error:
                 logger.info(
                     "session %s: reconnect attempt %d failed: %s", self.id, attempt, error.message
                 )
-        snapshot = await self._transport.get_unreads_snapshot()
-        missed, complete = await self._transport.messages_after(self._last_seq)
-        self.unreads._load(snapshot)
-        for event in missed:
-            await self._dispatch(event)
-        if not complete:
-            self._report_error(
-                ChatError(
-                    f"more than {len(missed)} messages arrived while disconnected and only "
-                    "the oldest were delivered; reload conversations to see the rest",
-                    code="resume_incomplete",
-                )
-            )
         logger.info("session %s of user %r reconnected", self.id, self._me.id)
         self._set_status(SessionStatus.READY)
         self._ready.set()
+
+    async def _resume(self) -> None:
+        """Deliver the stored events after ``_last_seq``, oldest first, or reload on a gap.
+
+        The subscription started before the first ``events_after`` call, so
+        an event stored meanwhile comes both ways and ``_dispatch`` drops the
+        second copy.
+        """
+        while True:
+            try:
+                page = await self._transport.events_after(self._last_seq, limit=REPLAY_PAGE_SIZE)
+            except ChatError as error:
+                if error.code != "resume_gap":
+                    raise
+                await self._reload(error)
+                return
+            for event in page.events:
+                await self._dispatch(event)
+            self._last_seq = max(self._last_seq, page.next_after_seq)
+            if not page.has_more:
+                return
+
+    async def _reload(self, gap: ChatError) -> None:
+        """Start again from a fresh unreads snapshot after events were lost for good.
+
+        The unread list is replaced, mounted boxes are asked to reload their
+        conversations, and ``on_error`` handlers receive ``gap`` (code
+        ``resume_gap``), which tells the app that events were skipped.
+        """
+        snapshot = await self._transport.get_unreads_snapshot()
+        # Assigned, not raised to the maximum: after a reset log the snapshot's
+        # position is below the old one, and later events must not be dropped.
+        self._last_seq = snapshot.as_of_event_seq
+        self.unreads._load(snapshot)
+        for box in list(self._boxes):
+            box._request_reload()
+        self._report_error(gap)
 
     async def _open(self, *, sync_me: bool) -> None:
         """Connect the transport, fetching a new token when a rejected one can be replaced."""
@@ -319,13 +387,14 @@ class TalkSession:
                 if tokens.token is None and tokens.has_fetcher:
                     tokens.update(token=await tokens.fetch())
                 credentials = Credentials(token=tokens.token, signature=self._signature)
+                self._connection += 1
                 self._me = await self._transport.connect(
                     self.app_id,
                     self._me,
                     credentials,
                     self._events.put_nowait,
                     sync_me=sync_me,
-                    on_disconnect=self._events.put_nowait,
+                    on_disconnect=functools.partial(self._disconnected, self._connection),
                 )
                 break
             except AuthError as error:
@@ -337,6 +406,9 @@ class TalkSession:
                 await asyncio.sleep(self._backoff.delay(attempt))
                 tokens.update(token=None)
         self._users[self._me.id] = self._me
+
+    def _disconnected(self, connection: int, error: ChatError) -> None:
+        self._events.put_nowait(_Disconnected(connection, error))
 
     async def _reauthenticate(self, token: str) -> None:
         await self._transport.reauthenticate(Credentials(token=token, signature=self._signature))
@@ -401,11 +473,14 @@ class TalkSession:
         return Subscription(lambda: _discard(self._event_handlers, handler))
 
     async def _dispatch(self, event: ChatEvent) -> None:
-        if isinstance(event, MessageSent):
-            # A message delivered before (live, or replayed after a reconnect) is skipped.
-            if event.message.seq <= self._last_seq:
+        if event.seq is not None:
+            # A stored event that was delivered before (live, or replayed after
+            # a reconnect) or that the unreads snapshot reflects is skipped.
+            # Events arrive in seq order, so a seq at or below the last one was
+            # handled already.
+            if event.seq <= self._last_seq:
                 return
-            self._last_seq = event.message.seq
+            self._last_seq = event.seq
         self.unreads._apply(event, self._me.id)
         for event_handler in list(self._event_handlers):
             self._run_handler(event_handler, event, "on_event", lambda: True)
@@ -682,6 +757,14 @@ class TalkSession:
         """Mark the conversation read up to ``message_id`` (default: the newest message)."""
         transport = await self._ready_transport("mark_read")
         await transport.mark_read(conversation_id, message_id)
+
+
+def _default_transport(app_id: str) -> Transport:
+    """Return the transport to the app's configured chat server, else to the embedded backend."""
+    server_url = embedded.server_url_of(app_id)
+    if server_url is not None:
+        return WebSocketTransport(server_url)
+    return InProcessTransport()
 
 
 def _discard(handlers: list[Any], handler: Any) -> None:

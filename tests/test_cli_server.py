@@ -1,0 +1,245 @@
+"""The ``serve`` and ``apps create`` commands, the server run as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from talkjs_components.auth import MIN_SECRET_KEY_LENGTH
+from talkjs_components.cli import main
+from talkjs_components.server.config import load_server_config
+
+from .server_process import free_port
+
+SOCKET_TIMEOUT = 10.0
+"""Seconds a raw-socket read or connect may take before the test fails."""
+
+
+def create_app_with_cli(
+    config: Path, capsys: pytest.CaptureFixture[str], app_id: str | None = None
+) -> tuple[str, str]:
+    """Run ``apps create`` and return the app id and the printed secret key."""
+    arguments = ["apps", "create", "--config", str(config)]
+    if app_id is not None:
+        arguments += ["--id", app_id]
+    assert main(arguments) == 0
+    output = capsys.readouterr().out.strip().splitlines()
+    created = output[0]
+    assert created.startswith("Created app '")
+    return created.split("'")[1], output[-1]
+
+
+# apps create
+
+
+def test_apps_create_writes_private_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "server.toml"
+    app_id, secret_key = create_app_with_cli(config, capsys, "my-app")
+
+    assert app_id == "my-app"
+    assert len(secret_key) >= MIN_SECRET_KEY_LENGTH
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    loaded = load_server_config(config, environ={})
+    assert [(app.app_id, app.secret_key) for app in loaded.apps] == [("my-app", secret_key)]
+
+
+def test_apps_create_appends_and_keeps_comments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text('# my notes\ndatabase = "chat.sqlite3"\n')
+    first_id, first_key = create_app_with_cli(config, capsys)
+    second_id, second_key = create_app_with_cli(config, capsys)
+
+    assert first_id.startswith("app_")
+    assert first_id != second_id
+    assert first_key != second_key
+    assert config.read_text().startswith("# my notes\n")
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    loaded = load_server_config(config, environ={})
+    assert [app.app_id for app in loaded.apps] == [first_id, second_id]
+    assert loaded.database == Path("chat.sqlite3")
+
+
+def test_apps_create_rejects_duplicate_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "server.toml"
+    create_app_with_cli(config, capsys, "twice")
+    before = config.read_text()
+
+    assert main(["apps", "create", "--config", str(config), "--id", "twice"]) == 2
+    assert "already has app 'twice'" in capsys.readouterr().err
+    assert config.read_text() == before
+
+
+@pytest.mark.parametrize("app_id", ["has space", "has/slash", ""])
+def test_apps_create_rejects_bad_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], app_id: str
+) -> None:
+    config = tmp_path / "server.toml"
+    assert main(["apps", "create", "--config", str(config), "--id", app_id]) == 2
+    assert f"--id: app id {app_id!r} is invalid" in capsys.readouterr().err
+    assert not config.exists()
+
+
+def test_apps_create_rejects_broken_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text("[[apps]\n")
+    assert main(["apps", "create", "--config", str(config)]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+    assert config.read_text() == "[[apps]\n"
+
+
+# serve: errors before the server starts
+
+
+def test_serve_without_apps_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TALKJS_APPS", raising=False)
+    monkeypatch.delenv("TALKJS_APP_ID", raising=False)
+    monkeypatch.delenv("TALKJS_SECRET_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve", "--port", str(free_port())]) == 2
+    assert "no app is configured" in capsys.readouterr().err
+
+
+def test_serve_missing_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "missing.toml"
+    assert main(["serve", "--config", str(missing)]) == 2
+    assert "cannot read config file" in capsys.readouterr().err
+
+
+def test_serve_rejects_postgres_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TALKJS_APPS", json.dumps({"a": "sk_" + "k" * 40}))
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve", "--database", "postgresql://localhost/chat"]) == 2
+    assert "sqlite:///PATH" in capsys.readouterr().err
+
+
+def test_serve_port_in_use_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TALKJS_APPS", json.dumps({"a": "sk_" + "k" * 40}))
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    assert "is in use" in capsys.readouterr().err
+
+
+# serve: a real process
+
+
+def read_until(connection: socket.socket, marker: bytes) -> bytes:
+    """Read from ``connection`` until ``marker`` arrives or the peer closes."""
+    received = b""
+    while marker not in received:
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
+def wait_until_refused(port: int) -> None:
+    """Wait until nothing accepts connections on ``port``: the server stopped listening."""
+    deadline = time.monotonic() + SOCKET_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                pass
+        except ConnectionRefusedError:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"port {port} still accepted connections after {SOCKET_TIMEOUT} s")
+
+
+def test_sigint_finishes_request_in_flight(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "server.toml"
+    app_id, secret_key = create_app_with_cli(config, capsys, "graceful")
+    database = tmp_path / "chat.sqlite3"
+    port = free_port()
+    log = tmp_path / "server.log"
+    command = [
+        sys.executable, "-m", "talkjs_components.cli", "serve", "--port", str(port),
+        "--config", str(config), "--database", f"sqlite:///{database}", "--log-level", "info",
+    ]  # fmt: skip
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for name in ("TALKJS_APPS", "TALKJS_APP_ID", "TALKJS_SECRET_KEY"):
+        environment.pop(name, None)
+    with log.open("ab") as log_file:
+        process = subprocess.Popen(
+            command, stdout=log_file, stderr=subprocess.STDOUT, env=environment
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+
+        body = json.dumps({"name": "Finished after SIGINT"}).encode()
+        head = (
+            f"PUT /v1/{app_id}/users/alice HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{port}\r\n"
+            f"Authorization: Bearer {secret_key}\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            "Expect: 100-continue\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT) as request:
+            request.sendall(head)
+            # uvicorn sends 100 Continue when the endpoint starts reading the
+            # body, so from here on the request is in flight.
+            assert read_until(request, b"\r\n\r\n").startswith(b"HTTP/1.1 100 Continue")
+
+            process.send_signal(2)  # SIGINT
+            wait_until_refused(port)
+            assert process.poll() is None, "the server exited with a request in flight"
+
+            request.sendall(body)
+            response = read_until(request, b"\r\n\r\n{}")
+        assert response.startswith(b"HTTP/1.1 200 OK"), response
+        assert process.wait(SOCKET_TIMEOUT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    with sqlite3.connect(database) as stored:
+        row = stored.execute(
+            "SELECT name FROM users WHERE app_id = ? AND id = ?", (app_id, "alice")
+        ).fetchone()
+    assert row == ("Finished after SIGINT",)
+    output = log.read_text()
+    assert "Shutting down" in output
+    assert "server stopped" in output
+    assert secret_key not in output
+    assert "Traceback" not in output
