@@ -474,13 +474,15 @@ class ConversationMatcher(_Matcher):
         return any(clause(conversation, state) for clause in self._clauses)
 
 
-def compile_message_predicate(value: object | None) -> MessageMatcher:
+def compile_message_predicate(value: object | None, *, path: str = _MESSAGE_ROOT) -> MessageMatcher:
     """Validate a TalkJS ``MessagePredicate`` and compile it into a matcher.
 
     Args:
         value: A ``messageFilter`` predicate as described in the module
             docstring, ``None`` to match every message, or a matcher, which is
             returned unchanged.
+        path: Where the predicate was given, the start of every error
+            message (``messageFilter`` unless the caller names another prop).
 
     Returns:
         The compiled matcher.
@@ -491,7 +493,7 @@ def compile_message_predicate(value: object | None) -> MessageMatcher:
     """
     if isinstance(value, MessageMatcher):
         return value
-    clauses, normalized = _compile(value, _MESSAGE_ROOT, _parse_message_clause)
+    clauses, normalized = _compile(value, path, _parse_message_clause)
     return MessageMatcher(_canonical=_canonical_json(normalized), _clauses=clauses)
 
 

@@ -186,6 +186,30 @@ async def test_chatbox_marks_conversation_read(backend: EmbeddedBackend) -> None
         assert await backend.service.get_unreads("alice") == []
 
 
+async def _unread_counts(backend: EmbeddedBackend, user_id: str) -> dict[str, int]:
+    unreads = await backend.service.get_unreads(user_id)
+    return {unread.conversation.id: unread.unread_message_count for unread in unreads}
+
+
+async def test_chatbox_marks_read_only_up_to_shown_message(backend: EmbeddedBackend) -> None:
+    shown = await backend.service.send_message(TRUSTED, "group", "shown one", sender_id="bob")
+    async with LayoutRunner(alice_session(backend, Chatbox(conversation_id="group"))) as runner:
+        await runner.until(lambda r: "shown one" in r.text and "Bob, Carol" in r.text)
+        # A message arrives after the browser rendered the list and before its
+        # report reached the server: it must stay unread.
+        await backend.service.send_message(TRUSTED, "group", "not yet seen", sender_id="bob")
+        await runner.until(lambda r: "not yet seen" in r.text)
+        await runner.trigger("onSeen", {"lastId": shown.id})
+        for _ in range(500):
+            if await _unread_counts(backend, "alice") == {"group": 1}:
+                break
+            await asyncio.sleep(0.01)
+        assert await _unread_counts(backend, "alice") == {"group": 1}
+        # A report naming a message the list does not hold marks nothing.
+        await runner.trigger("onSeen", {"lastId": "no-such-message"})
+        assert await _unread_counts(backend, "alice") == {"group": 1}
+
+
 async def test_chatbox_not_participant_shows_error(backend: EmbeddedBackend) -> None:
     await backend.service.sync_conversation(TRUSTED, "private", participants={})
     async with LayoutRunner(alice_session(backend, Chatbox(conversation_id="private"))) as runner:

@@ -1,8 +1,10 @@
 """ReactPy components and hooks mirroring TalkJS's Classic React SDK."""
 
 from .chatbox import Chatbox
+from .chatbox_events import MessageActionEvent
 from .context import SessionState, use_session, use_session_state, use_unreads
 from .inbox import ConversationSelectedEvent, Inbox, SelectConversationEvent
+from .message_actions import MessageAction
 from .popup import Popup
 from .session import Session
 from .strings import STRINGS
@@ -12,6 +14,8 @@ __all__ = [
     "Chatbox",
     "ConversationSelectedEvent",
     "Inbox",
+    "MessageAction",
+    "MessageActionEvent",
     "Popup",
     "SelectConversationEvent",
     "Session",

@@ -14,6 +14,7 @@ from reactpy import config, reactjs
 __all__ = [
     "Composer",
     "DaySeparator",
+    "MessageActionMenu",
     "MessageEditor",
     "MessageLog",
     "Notifier",
@@ -27,10 +28,26 @@ _MODULE = Path(__file__).parent / "static" / "talkjs-components.js"
 # A fixed module name gives the file a stable URL: /reactpy/modules/talkjs-components.js.
 _constructors: list[Any] = reactjs.component_from_file(
     _MODULE,
-    ["Composer", "DaySeparator", "MessageEditor", "MessageLog", "Notifier", "Timestamp"],
+    [
+        "Composer",
+        "DaySeparator",
+        "MessageActionMenu",
+        "MessageEditor",
+        "MessageLog",
+        "Notifier",
+        "Timestamp",
+    ],
     name="talkjs-components",
 )
-Composer, DaySeparator, MessageEditor, MessageLog, Notifier, Timestamp = _constructors
+(
+    Composer,
+    DaySeparator,
+    MessageActionMenu,
+    MessageEditor,
+    MessageLog,
+    Notifier,
+    Timestamp,
+) = _constructors
 
 
 def load_js_components(path: Path, names: list[str], module_name: str) -> list[Any]:

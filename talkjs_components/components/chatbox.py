@@ -40,6 +40,7 @@ from .box_props import (
 from .chatbox_events import LeaveConversationEvent, run_send_message_handler
 from .chatbox_props import ChatboxOptions, parse_chatbox_props
 from .context import use_session, use_session_state
+from .message_actions import MessageActionRunner
 from .message_cache import MessageCache
 from .message_list import ListContext, MessageActions, MessageList, avatar, slot_count
 from .strings import text
@@ -85,8 +86,12 @@ def Chatbox(
         on_focus, on_blur: The composer gained or lost focus.
         on_leave_conversation: Called with a cancellable event before the user
             leaves the conversation from the header.
-        on_custom_message_action: Accepted for @talkjs/react compatibility;
-            this chatbox defines no custom message actions yet.
+        message_actions: A list of ``MessageAction`` offered in a "Message
+            actions" menu on each message they are allowed on (none for
+            guests or system messages).
+        on_custom_message_action: Called with a ``MessageActionEvent`` when
+            the user picks a custom action. A dict of action name to handler
+            works too, and then an action without a handler is ignored.
     """
     state = use_session_state()
     session = use_session()
@@ -150,17 +155,26 @@ def _ActiveChatbox(
     override, set_override = use_state(no_override)
     box: Ref[UIBox | None] = use_ref(None)
     loading_older: Ref[bool] = use_ref(False)
+    # The conversation whose messages the cache holds, set before they render.
+    # The browser can report them seen before the render that sets
+    # ``conversation`` has replaced the handler, so mark_seen reads this.
+    loaded_id: Ref[str | None] = use_ref(None)
     # The chatbox re-renders itself only when the cache outgrows the rendered blocks.
     rendered_slots: Ref[int] = use_ref(0)
     _, set_layout_version = use_state(0)
+    # Bumped when the session could not replay every missed event, so the
+    # conversation is loaded again instead of showing a stale list.
+    reloads, set_reloads = use_state(0)
     reconnecting = use_session_state().status is SessionStatus.RECONNECTING
 
     shown, prop_selection = resolve_selection(session, conversation_id, sync_conversation, override)
     builder = shown.builder
     target_id = shown.conversation_id
-    selection: object = ("selected", target_id) if override is not None else prop_selection
+    selected: object = ("selected", target_id) if override is not None else prop_selection
+    selection = (selected, reloads)
 
     actions: MessageActions = use_ref(MessageActions()).current
+    action_runner: MessageActionRunner = use_ref(MessageActionRunner(cache)).current
     latest_options: Ref[ChatboxOptions] = use_ref(options)
     latest_options.current = options
     chatbox_ref = options.chatbox_ref
@@ -172,6 +186,7 @@ def _ActiveChatbox(
         box.current, unmount = mount_box(
             session, BoxKind.CHATBOX, lambda selected: set_override((selected,)), chatbox_ref
         )
+        box.current.on_reload = lambda: set_reloads(lambda count: count + 1)
         return unmount
 
     @use_effect(dependencies=[prop_selection])
@@ -196,6 +211,7 @@ def _ActiveChatbox(
         set_error(None)
         set_conversation(None)
         cache.reset((), has_older=False)
+        loaded_id.current = None
         if box.current is not None:
             box.current.current_conversation_id = target_id
         if target_id is None:
@@ -229,6 +245,7 @@ def _ActiveChatbox(
                 known = await session.get_users(sorted({*senders, *opened.participants}))
                 if following[0]:
                     cache.add_users(known)
+                    loaded_id.current = opened.id
                     cache.prepend(page.messages, has_older=page.has_more)
                     set_conversation(opened)
             except ChatError as exc:
@@ -274,14 +291,27 @@ def _ActiveChatbox(
     )
     actions.edit = edit if writable else None
     actions.delete = delete if writable else None
+    action_runner.update(
+        session.me.id,
+        conversation,
+        options.message_actions,
+        options.events.get("on_custom_message_action"),
+    )
 
-    async def mark_seen(_event: Any) -> None:
-        if conversation is None or not session.is_alive or latest_options.current.as_guest:
+    async def mark_seen(event: Any) -> None:
+        seen_id = loaded_id.current
+        if seen_id is None or not session.is_alive or latest_options.current.as_guest:
             return
+        # Read up to the last message the browser showed, not the newest
+        # stored one: a message that arrived after the report is still unread.
+        last_id = event.get("lastId") if isinstance(event, dict) else None
+        shown = cache.get(last_id) if isinstance(last_id, str) else None
+        if isinstance(last_id, str) and shown is None:
+            return  # a report about a message the list no longer holds
         try:
-            await session.mark_read(conversation.id)
+            await session.mark_read(seen_id, shown.id if shown is not None else None)
         except ChatError as exc:
-            logger.info("user %r could not mark %r read: %s", session.me.id, conversation.id, exc)
+            logger.info("user %r could not mark %r read: %s", session.me.id, seen_id, exc)
 
     if target_id is None:
         return html.div(attributes, html.p({"className": "tjs-empty"}, text("no_conversation")))
@@ -292,8 +322,11 @@ def _ActiveChatbox(
         highlighted_words=options.highlighted_words,
         message_filter=options.message_filter,
         actions=actions if writable else None,
+        message_actions=() if options.as_guest else options.message_actions,
+        action_runner=None if options.as_guest else action_runner,
     )
     welcome = tuple(conversation.welcome_messages or ()) if conversation else ()
+    user_welcome = _user_welcome_messages(conversation, cache.users, session.me.id)
     rendered_slots.current = slot_count(cache)
     header = (
         _Header(session, conversation, cache.users, options, failed=error is not None)
@@ -315,6 +348,7 @@ def _ActiveChatbox(
             conversation is not None,
             load_older,
             mark_seen,
+            user_welcome=user_welcome,
         ),
         _TypingIndicator(session, conversation.id if conversation else None, cache),
         _ComposerArea(session, conversation, options, writable=writable, on_error=set_error)
@@ -413,7 +447,7 @@ def _ComposerArea(
 def _TypingIndicator(
     session: TalkSession, conversation_id: str | None, cache: MessageCache
 ) -> VdomDict:
-    """Show who else is typing; each indicator ends at its expiry or with their message."""
+    """Show who else is typing, until each typist sends, goes quiet or goes offline."""
     no_typists: dict[str, int] = {}
     typists, set_typists = use_state(no_typists)
 
@@ -435,6 +469,10 @@ def _TypingIndicator(
             elif isinstance(event, MessageSent) and event.message.sender_id:
                 sender_id = event.message.sender_id
                 set_typists(lambda old: {k: v for k, v in old.items() if k != sender_id})
+            elif isinstance(event, PresenceChanged) and not event.online:
+                # A typist whose connection dropped never sends typing=False.
+                gone_id = event.user_id
+                set_typists(lambda old: {k: v for k, v in old.items() if k != gone_id})
 
         subscription = session.on_event(on_event)
         try:
@@ -496,6 +534,24 @@ def _Presence(session: TalkSession, conversation: Conversation) -> VdomDict:
         label = text("online_count", count=len(present))
     state = "online" if present else "offline"
     return html.span({"className": f"tjs-presence tjs-presence--{state}", "role": "status"}, label)
+
+
+def _user_welcome_messages(
+    conversation: Conversation | None, users: dict[str, User], me_id: str
+) -> tuple[tuple[str, str], ...]:
+    """Return ``(name, text)`` of each other participant's welcome message, in participant order.
+
+    A user's welcome message greets the other people in their chats, so the
+    session user's own is not shown.
+    """
+    if conversation is None:
+        return ()
+    found: list[tuple[str, str]] = []
+    for user_id in conversation.participants:
+        user = users.get(user_id)
+        if user_id != me_id and user is not None and user.welcome_message:
+            found.append((user.display_name, user.welcome_message))
+    return tuple(found)
 
 
 def _unexpired(now: int, typists: dict[str, int]) -> dict[str, int]:

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..models import Conversation, User
-from ..session import TalkSession
+from ..session import SessionMessage, TalkSession
 
 __all__ = [
     "OVERRIDE_TIMEOUT",
     "LeaveConversationEvent",
+    "MessageActionEvent",
     "SendMessageEvent",
     "SendOutcome",
     "run_send_message_handler",
@@ -109,3 +110,18 @@ class LeaveConversationEvent:
     def prevent_default(self) -> None:
         """Do not leave the conversation."""
         self.default_prevented = True
+
+
+@dataclass(frozen=True)
+class MessageActionEvent:
+    """Payload of ``on_custom_message_action``, shaped like TalkJS's ``MessageActionEvent``.
+
+    ``message`` is the message as it is when the user picks the action, so an
+    edit made after the menu was rendered is already in it.
+    """
+
+    action: str
+    """The ``name`` of the chosen ``MessageAction``."""
+    params: dict[str, str]
+    """A copy of the action's ``params``."""
+    message: SessionMessage

@@ -9,6 +9,11 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..predicates import MessageMatcher, compile_message_predicate
+from .message_actions import (
+    CompiledMessageAction,
+    compile_message_actions,
+    message_action_handler,
+)
 
 __all__ = ["CHATBOX_EVENTS", "ChatboxOptions", "MessageField", "parse_chatbox_props"]
 
@@ -33,6 +38,7 @@ _PROPS = (
     "dir",
     "message_filter",
     "highlighted_words",
+    "message_actions",
 )
 
 _MESSAGE_FIELD_KEYS = ("placeholder", "enter_sends_message", "visible", "autofocus", "spellcheck")
@@ -74,7 +80,11 @@ class ChatboxOptions:
     dir: str | None = None
     message_filter: MessageMatcher = field(default_factory=lambda: compile_message_predicate(None))
     highlighted_words: tuple[str, ...] = ()
+    message_actions: tuple[CompiledMessageAction, ...] = ()
+    """Custom actions offered in each message's "Message actions" menu."""
     events: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    """Event handlers by snake_case name. ``on_custom_message_action`` is
+    always one function here, even when given as a dict of handlers."""
 
     def css_variables(self) -> dict[str, str]:
         """Return the theme as inline-style custom properties."""
@@ -105,7 +115,9 @@ def parse_chatbox_props(props: Mapping[str, Any]) -> ChatboxOptions:
             continue
         if canonical in values or canonical in events:
             raise InvalidInput(f"Chatbox got {canonical!r} twice: pass one spelling of it")
-        if canonical in CHATBOX_EVENTS:
+        if canonical == "on_custom_message_action":
+            events[canonical] = message_action_handler(name, value)
+        elif canonical in CHATBOX_EVENTS:
             if not callable(value):
                 raise InvalidInput(
                     f"Chatbox event prop {name!r} must be a function, got {type(value).__name__}"
@@ -125,6 +137,7 @@ def parse_chatbox_props(props: Mapping[str, Any]) -> ChatboxOptions:
         dir=_direction(values.get("dir")),
         message_filter=compile_message_predicate(values.get("message_filter")),
         highlighted_words=_words(values.get("highlighted_words")),
+        message_actions=compile_message_actions(values.get("message_actions")),
         events=events,
     )
 

@@ -5,8 +5,9 @@ and a parent re-renders all its child components. If the list of messages
 lived in the Chatbox's state, every new message would resend the whole list.
 Instead, this cache holds the messages, and each block component of
 ``BLOCK_SIZE`` messages subscribes to changes of its own block. A new message
-re-renders one block. The list itself re-renders only when the number of
-blocks grows past its spare blocks, or when older messages are loaded in front.
+re-renders one block. Older messages loaded in front move every message, so
+every block re-renders, each in an update of its own. The list itself
+re-renders only when the number of blocks grows past its spare blocks.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ class MessageCache:
 
     ``on_layout`` listeners hear about every change of the first or last
     message, the number of blocks or ``has_older``. Block listeners hear
-    about changes inside their block only.
+    about changes inside their block only. Block listeners are called before
+    layout listeners, so components that re-render for the layout (the list's
+    status element, which the browser reads to learn that a page of messages
+    arrived) render after the blocks.
     """
 
     def __init__(self) -> None:
@@ -69,6 +73,14 @@ class MessageCache:
         """The newest message held."""
         return self._messages[-1] if self._messages else None
 
+    def get(self, message_id: str) -> Message | None:
+        """Return the current version of the message with ``message_id``, or ``None``."""
+        # A linear scan from the newest end, where the messages asked about
+        # (the last one shown, one just acted on) usually are; never per render.
+        return next(
+            (message for message in reversed(self._messages) if message.id == message_id), None
+        )
+
     # -- subscriptions -------------------------------------------------------------
 
     def on_block(self, index: int, listener: Callable[[], None]) -> Callable[[], None]:
@@ -97,8 +109,8 @@ class MessageCache:
         self._messages = sorted(messages, key=lambda message: message.seq)
         self._seqs = [message.seq for message in self._messages]
         self.has_older = has_older
-        self._changed_layout()
         self._changed_blocks(range(self.block_count))
+        self._changed_layout()
 
     def prepend(self, older: Iterable[Message], *, has_older: bool) -> None:
         """Add a page of older messages in front; every block shifts."""
@@ -121,11 +133,11 @@ class MessageCache:
         self._seqs.insert(position, message.seq)
         if position < len(self._messages) - 1:
             # Inserted before others: later messages move, as their blocks do.
-            self._changed_layout()
             self._changed_blocks(range(position // BLOCK_SIZE, self.block_count))
+            self._changed_layout()
             return
-        self._changed_layout()
         self._changed_blocks([position // BLOCK_SIZE])
+        self._changed_layout()
 
     def remove(self, message_id: str) -> None:
         """Drop a message by id; later messages move up."""
@@ -133,8 +145,8 @@ class MessageCache:
             if message.id == message_id:
                 del self._messages[position]
                 del self._seqs[position]
-                self._changed_layout()
                 self._changed_blocks(range(position // BLOCK_SIZE, self.block_count + 1))
+                self._changed_layout()
                 return
 
     def mark_read(self, user_id: str, last_read_seq: int) -> None:

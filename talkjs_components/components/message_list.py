@@ -14,6 +14,7 @@ from ..models import MAX_TEXT_LENGTH, Message, MessageType, User
 from ..predicates import MessageMatcher, compile_message_predicate
 from ._adapter import DaySeparator, MessageEditor, MessageLog, Timestamp
 from .formatting import format_message_text
+from .message_actions import CompiledMessageAction, MessageActionRunner, action_menu
 from .message_cache import MessageCache
 from .strings import text
 
@@ -58,6 +59,10 @@ class ListContext:
     message_filter: MessageMatcher = field(default_factory=lambda: compile_message_predicate(None))
     actions: MessageActions | None = None
     """Edit and delete of own messages; ``None`` makes the list read-only."""
+    message_actions: tuple[CompiledMessageAction, ...] = ()
+    """Custom actions offered in each message's menu; empty for guests."""
+    action_runner: MessageActionRunner | None = None
+    """Runs a picked custom action; ``None`` offers no custom actions."""
 
 
 def slot_count(cache: MessageCache) -> int:
@@ -74,8 +79,13 @@ def MessageList(
     loaded: bool,
     on_near_top: Callable[[Any], Any],
     on_seen: Callable[[Any], Any],
+    user_welcome: tuple[tuple[str, str], ...] = (),
 ) -> VdomDict:
     """Render the welcome messages and ``slots`` block components.
+
+    ``welcome`` holds the conversation's welcome messages. ``user_welcome``
+    holds ``(name, text)`` pairs of the other participants' welcome messages,
+    shown after them as system messages with the participant's name.
 
     This component has no state and re-renders only with the chatbox, which
     happens when the cache outgrows the rendered blocks. Everything that
@@ -88,7 +98,18 @@ def MessageList(
         )
         for number, line in enumerate(welcome)
     ]
-    rows.append(_ListStatus(cache, loaded, bool(welcome), key="status"))
+    rows.extend(
+        html.div(
+            {"key": f"user-welcome-{number}", "className": "tjs-message tjs-message--system"},
+            html.div(
+                {"className": "tjs-message__meta"},
+                html.span({"className": "tjs-message__sender", "dir": "auto"}, name),
+            ),
+            html.div({"className": "tjs-message__text", "dir": "auto"}, line),
+        )
+        for number, (name, line) in enumerate(user_welcome)
+    )
+    rows.append(_ListStatus(cache, loaded, bool(welcome or user_welcome), key="status"))
     rows.extend(
         _MessageBlock(cache, index, context, key=f"block-{index}") for index in range(slots)
     )
@@ -273,8 +294,17 @@ def _message_row(
         content.append(_editor(message, state))
     else:
         content.append(body)
+    controls: list[Any] = []
     if own and context.actions is not None:
-        content.append(_actions(message, state))
+        controls.append(_actions(message, state))
+    menu = action_menu(
+        message, sender, context.me_id, context.message_actions, context.action_runner
+    )
+    if menu is not None:
+        controls.append(menu)
+    if controls:
+        # One line for Edit, Delete and the "Message actions" menu.
+        content.append(html.div({"className": "tjs-message__controls"}, *controls))
     if state.failure and state.editing in (None, message.id):
         content.append(html.p({"className": "tjs-error", "role": "alert"}, state.failure))
     bubble = html.div(
@@ -313,7 +343,12 @@ def _actions(message: Message, state: _RowState) -> VdomDict:
             html.span(text("confirm_delete")),
             html.button({"type": "button", "onClick": on_confirm}, text("delete")),
             html.button(
-                {"type": "button", "onClick": lambda _event: state.confirm_delete(None)},
+                {
+                    "type": "button",
+                    # Escape in the list presses the button of this class.
+                    "className": "tjs-cancel",
+                    "onClick": lambda _event: state.confirm_delete(None),
+                },
                 text("cancel"),
             ),
         )

@@ -38,6 +38,8 @@ STRINGS: dict[str, str] = {
     "confirm_delete": "Delete this message?",
     "edit_failed": "Could not edit the message: {reason}",
     "delete_failed": "Could not delete the message: {reason}",
+    "message_actions": "Message actions",
+    "message_actions_icon": "⋯",
     "typing_one": "{name} is typing…",
     "typing_two": "{first} and {second} are typing…",
     "typing_many": "Several people are typing…",

@@ -22,8 +22,9 @@ const STYLES = `
 .tjs-chatbox__header small { display: block; font-weight: 400; color: var(--tjs-muted); }
 .tjs-log-frame { flex: 1; position: relative; min-height: 0; display: flex; }
 /* Rows space themselves with margins: empty blocks must take no room at all. */
+/* MessageLog keeps the reader's place itself; the browser's scroll anchoring would shift twice. */
 .tjs-log { flex: 1; overflow-y: auto; padding: 4px 14px 10px; display: flex;
-  flex-direction: column; }
+  flex-direction: column; overflow-anchor: none; }
 .tjs-block { display: flex; flex-direction: column; }
 .tjs-row { margin-top: 6px; }
 .tjs-block:empty, .tjs-list-status { display: none; }
@@ -44,6 +45,19 @@ const STYLES = `
 .tjs-actions button:focus-visible, .tjs-editor button:focus-visible, .tjs-leave:focus-visible {
   outline: 2px solid var(--tjs-accent); outline-offset: 1px; }
 .tjs-editor { display: flex; flex-direction: column; gap: 4px; min-width: 240px; }
+.tjs-message__controls { display: flex; gap: 6px; align-items: center; justify-content: flex-end; }
+.tjs-message-menu { position: relative; font-size: 0.75em; }
+.tjs-message-menu__button { font: inherit; background: none; border: 0; color: var(--tjs-accent);
+  cursor: pointer; padding: 0 4px; border-radius: 4px; }
+/* The list opens towards the middle of the log: rightwards under others' messages. */
+.tjs-message-menu__list { position: absolute; top: 100%; left: 0; z-index: 10; min-width: 10em;
+  margin: 2px 0 0; padding: 4px 0; list-style: none; background: var(--tjs-bg);
+  border: 1px solid var(--tjs-border); border-radius: 6px; box-shadow: 0 4px 12px rgba(0,0,0,0.15); }
+.tjs-message--own .tjs-message-menu__list { left: auto; right: 0; }
+.tjs-message-menu__item { padding: 4px 12px; cursor: pointer; white-space: nowrap; }
+.tjs-message-menu__item:hover, .tjs-message-menu__item:focus { background: var(--tjs-own-bg); }
+.tjs-message-menu__button:focus-visible, .tjs-message-menu__item:focus-visible {
+  outline: 2px solid var(--tjs-accent); outline-offset: 1px; }
 .tjs-editor textarea { font: inherit; padding: 4px 6px; border: 1px solid var(--tjs-border);
   border-radius: 6px; min-height: 3em; }
 .tjs-message mark { background: #fde68a; color: inherit; }
@@ -51,11 +65,18 @@ const STYLES = `
 .tjs-message code { font-family: ui-monospace, monospace; background: rgba(0,0,0,0.06);
   padding: 0 3px; border-radius: 3px; }
 .tjs-chatbox__header { display: flex; align-items: center; gap: 8px; }
-.tjs-chatbox__header .tjs-title { flex: 1; }
+/* In a narrow chatbox the Leave button moves to a second line, and the title
+   and names shorten with an ellipsis. Presence and the button never wrap. */
+.tjs-chatbox__header { flex-wrap: wrap; }
+.tjs-chatbox__header .tjs-title { flex: 1 1 10em; min-width: 0; }
+.tjs-chatbox__header .tjs-leave { margin-inline-start: auto; }
+.tjs-title > span, .tjs-title > small { display: block; overflow: hidden;
+  text-overflow: ellipsis; white-space: nowrap; }
+.tjs-presence, .tjs-leave { white-space: nowrap; }
 .tjs-presence { font-size: 0.8em; color: var(--tjs-muted); }
 .tjs-avatar--large { width: 32px; height: 32px; font-size: 0.8em; flex: none; }
 .tjs-presence--online::before { content: ""; display: inline-block; width: 8px; height: 8px;
-  border-radius: 50%; background: #2f9e44; margin-right: 4px; }
+  border-radius: 50%; background: #2f9e44; margin-inline-end: 4px; }
 .tjs-row { display: flex; flex-direction: column; align-items: flex-start; }
 .tjs-row--own { align-items: flex-end; }
 .tjs-row--system { align-items: center; }
@@ -76,6 +97,9 @@ const STYLES = `
 .tjs-composer button:disabled { opacity: 0.5; cursor: default; }
 .tjs-composer textarea:focus-visible, .tjs-composer button:focus-visible {
   outline: 2px solid var(--tjs-accent); outline-offset: 2px; }
+.tjs-log:focus-visible { outline: 2px solid var(--tjs-accent); outline-offset: -2px; }
+.tjs-editor textarea:focus-visible { outline: 2px solid var(--tjs-accent); outline-offset: 1px; }
+.tjs-new-messages:focus-visible { outline: 2px solid var(--tjs-fg); outline-offset: 2px; }
 .tjs-empty, .tjs-loading { color: var(--tjs-muted); padding: 16px; }
 .tjs-error { color: #9b1c1c; padding: 8px 14px; }
 .tjs-notice { color: var(--tjs-muted); padding: 8px 14px; background: #fff8e1; margin: 0; }
@@ -102,14 +126,19 @@ function newKey() {
 // composer appearing, a resize) moves the bottom without moving scrollTop.
 // Scrolling near the top requests older messages, and their arrival keeps the
 // reader's place. Messages count as seen when the list is at the bottom of a
-// visible page in a focused window.
+// visible page in a focused window. The list is in the Tab order, so keyboard
+// users can scroll it with the arrow keys.
 export function MessageLog({ label, className, children, newMessagesLabel, onNearTop, onSeen }) {
   const ref = useRef(null);
   const atBottom = useRef(true);
   const lastTop = useRef(0);
   const requestedFor = useRef(null);
-  const previous = useRef({ firstId: null, lastId: null, height: 0, top: 0 });
+  // While the reader is scrolled up: the message at the top of the view and
+  // its distance in px from the list's top edge (see keepPlace).
+  const anchor = useRef(null);
+  const shownLastId = useRef(null);
   const [unseenBelow, setUnseenBelow] = useState(false);
+  useKeyboardFocusKept(ref);
 
   // The list's status element carries the ids of the first and last message
   // and whether older ones exist; it re-renders on the server by itself.
@@ -123,12 +152,41 @@ export function MessageLog({ label, className, children, newMessagesLabel, onNea
     };
   };
 
-  const node = ref.current;
-  if (node) {
-    // Measured during render, before the DOM changes, to keep the place on a prepend.
-    previous.current.height = node.scrollHeight;
-    previous.current.top = node.scrollTop;
-  }
+  // Remembers the first message whose bottom edge is below the list's top
+  // edge. Messages are in document order, so a binary search finds it.
+  const rememberPlace = () => {
+    const current = ref.current;
+    anchor.current = null;
+    if (!current || atBottom.current) return;
+    const top = current.getBoundingClientRect().top;
+    const messages = current.querySelectorAll("[data-message-id]");
+    let low = 0;
+    let high = messages.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (messages[middle].getBoundingClientRect().bottom > top) high = middle;
+      else low = middle + 1;
+    }
+    if (low === messages.length) return;
+    const element = messages[low];
+    anchor.current = {
+      id: element.dataset.messageId,
+      offset: element.getBoundingClientRect().top - top,
+    };
+  };
+  // Scrolls by as far as the remembered message moved, so that DOM changes
+  // above it leave the reader's view as it was. Older messages arrive block
+  // by block, one server update each, so the message can be missing for a
+  // moment: it has left its old block and not yet reached its new one.
+  const keepPlace = () => {
+    const current = ref.current;
+    const kept = anchor.current;
+    if (!current || !kept) return;
+    const element = current.querySelector(`[data-message-id="${CSS.escape(kept.id)}"]`);
+    if (!element) return;
+    const top = element.getBoundingClientRect().top - current.getBoundingClientRect().top;
+    if (top !== kept.offset) current.scrollTop += top - kept.offset;
+  };
 
   const reportSeen = () => {
     const visible = document.visibilityState === "visible" && document.hasFocus();
@@ -159,6 +217,7 @@ export function MessageLog({ label, className, children, newMessagesLabel, onNea
       atBottom.current = false;
     }
     lastTop.current = current.scrollTop;
+    rememberPlace();
     loadOlderAtTop();
   };
   // Asks once per first message, so a load in flight is not requested again.
@@ -171,33 +230,49 @@ export function MessageLog({ label, className, children, newMessagesLabel, onNea
     onNearTop({ firstId: status.firstId });
   };
 
-  useLayoutEffect(() => {
-    const current = ref.current;
-    const before = previous.current;
-    const { firstId, lastId } = readStatus();
-    if (current && before.firstId && before.firstId !== firstId && before.lastId === lastId) {
-      // Older messages arrived in front: keep the same messages in view.
-      current.scrollTop = before.top + (current.scrollHeight - before.height);
-    } else if (before.lastId && before.lastId !== lastId && !atBottom.current) {
-      setUnseenBelow(true);
+  // Runs after every change of the list's DOM, before the browser paints.
+  // The server updates the status element after the message blocks, so a
+  // new first or last id there means that the blocks before it are complete.
+  const onChanged = () => {
+    if (atBottom.current) follow();
+    else keepPlace();
+    const { lastId } = readStatus();
+    if (lastId !== shownLastId.current) {
+      if (shownLastId.current && !atBottom.current) setUnseenBelow(true);
+      shownLastId.current = lastId;
+      reportSeen();
     }
-    follow();
-    if (before.lastId !== lastId) window.setTimeout(reportSeen, 0);
-    // The status can update after the rows, so a reader waiting at the top
+    // A reader still near the top, after a page too short to move the view,
     // gets the next page without scrolling again.
     loadOlderAtTop();
-    previous.current = { firstId, lastId, height: 0, top: 0 };
-  });
+  };
+
+  // Listeners set up once call the handlers of the latest render.
+  const latest = useRef(null);
+  latest.current = { onChanged, reportSeen, follow };
   useEffect(() => {
     const current = ref.current;
-    window.addEventListener("focus", reportSeen);
-    document.addEventListener("visibilitychange", reportSeen);
-    const observer = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(follow);
-    if (observer && current) observer.observe(current);
+    const seen = () => latest.current.reportSeen();
+    window.addEventListener("focus", seen);
+    document.addEventListener("visibilitychange", seen);
+    const resizes =
+      typeof ResizeObserver === "undefined" ? null : new ResizeObserver(() => latest.current.follow());
+    if (resizes && current) resizes.observe(current);
+    const changes = new MutationObserver(() => latest.current.onChanged());
+    if (current) {
+      changes.observe(current, {
+        childList: true,
+        subtree: true,
+        characterData: true,
+        attributeFilter: ["data-first-id", "data-last-id", "data-has-older"],
+      });
+    }
+    latest.current.onChanged();
     return () => {
-      window.removeEventListener("focus", reportSeen);
-      document.removeEventListener("visibilitychange", reportSeen);
-      if (observer) observer.disconnect();
+      window.removeEventListener("focus", seen);
+      document.removeEventListener("visibilitychange", seen);
+      if (resizes) resizes.disconnect();
+      changes.disconnect();
     };
   }, []);
 
@@ -206,13 +281,65 @@ export function MessageLog({ label, className, children, newMessagesLabel, onNea
     { className: "tjs-log-frame" },
     h(
       "div",
-      { ref, role: "log", "aria-label": label, "aria-live": "polite", className, onScroll },
+      { ref, role: "log", "aria-label": label, "aria-live": "polite", tabIndex: 0, className, onScroll },
       children,
     ),
     unseenBelow
       ? h("button", { type: "button", className: "tjs-new-messages", onClick: jumpDown }, newMessagesLabel)
       : null,
   );
+}
+
+const FOCUSABLE = 'button:not([disabled]), textarea:not([disabled]), a[href], [tabindex]:not([tabindex="-1"])';
+
+// Keeps keyboard focus in the message list when a re-render removes the
+// focused control, for example when an editor closes or a message is deleted.
+// Focus moves to the first control of the same message, or to the list when
+// the message is gone, where it would otherwise fall back to the page's start.
+// Also makes Escape in a delete confirmation press its Cancel button (class
+// tjs-cancel).
+function useKeyboardFocusKept(ref) {
+  useEffect(() => {
+    const list = ref.current;
+    if (!list) return undefined;
+    let focused = null;
+    let focusedMessageId = null;
+    const follow = (element) => {
+      focused = list.contains(element) ? element : null;
+      const message = focused && element.closest("[data-message-id]");
+      focusedMessageId = message ? message.dataset.messageId : null;
+    };
+    // Controls in the list can take focus before this effect runs.
+    follow(document.activeElement);
+    const onFocusIn = (event) => follow(event.target);
+    const onKeyDown = (event) => {
+      if (event.key !== "Escape" || event.defaultPrevented) return;
+      const actions = event.target.closest(".tjs-actions");
+      const cancel = actions && actions.querySelector(".tjs-cancel");
+      if (!cancel) return;
+      // preventDefault also marks this Escape as handled, so a Popup stays open.
+      event.preventDefault();
+      cancel.click();
+    };
+    const observer = new MutationObserver(() => {
+      const active = document.activeElement;
+      if (!focused || focused.isConnected || (active && active !== document.body)) return;
+      focused = null;
+      const message = focusedMessageId
+        ? list.querySelector(`[data-message-id="${CSS.escape(focusedMessageId)}"]`)
+        : null;
+      const next = message && message.querySelector(FOCUSABLE);
+      (next || list).focus();
+    });
+    list.addEventListener("focusin", onFocusIn);
+    list.addEventListener("keydown", onKeyDown);
+    observer.observe(list, { childList: true, subtree: true });
+    return () => {
+      list.removeEventListener("focusin", onFocusIn);
+      list.removeEventListener("keydown", onKeyDown);
+      observer.disconnect();
+    };
+  }, []);
 }
 
 // A day heading before a message whose local date differs from the previous one's.
@@ -229,7 +356,8 @@ export function DaySeparator({ ms, previousMs }) {
 export function Timestamp({ ms }) {
   const date = new Date(ms);
   const text = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  return h("time", { dateTime: date.toISOString(), title: date.toLocaleString() }, text);
+  // dir "auto" keeps "11:30 PM" in order inside a right-to-left chatbox.
+  return h("time", { dateTime: date.toISOString(), title: date.toLocaleString(), dir: "auto" }, text);
 }
 
 // The message composer. Keystrokes stay in the browser: the server only
@@ -346,7 +474,9 @@ export function Composer({
       value: text,
       disabled,
       rows: 1,
-      dir: "auto",
+      // An empty field takes the chatbox's direction, so the placeholder
+      // lines up with the rest of an RTL chatbox; typed text picks its own.
+      dir: text ? "auto" : undefined,
       maxLength,
       spellcheck,
       onInput,
@@ -398,6 +528,140 @@ export function MessageEditor({ initialText, label, saveLabel, cancelLabel, onSa
     }),
     h("button", { type: "button", onClick: save, disabled: !text.trim() }, saveLabel),
     h("button", { type: "button", onClick: () => onCancel({}) }, cancelLabel),
+  );
+}
+
+// The "Message actions" menu of one message, a WAI-ARIA menu button.
+// Whether it is open, and which item has focus, is state here in the browser,
+// not in Python. So opening, moving and closing need no server round trip and
+// re-render no message block. Moving focus also needs the DOM, which Python
+// cannot reach. Python hears only of the picked action, through onAction({name}).
+// Enter, Space or a click opens the menu and focuses the first item (Arrow Up
+// the last). Arrow keys, Home and End move; Enter or Space picks; Escape
+// closes and returns focus to the button; Tab, or a click outside, closes.
+let menuCount = 0;
+
+export function MessageActionMenu({ label, icon, actions, onAction }) {
+  const items = actions || [];
+  const [open, setOpen] = useState(false);
+  const [active, setActive] = useState(0);
+  const root = useRef(null);
+  const button = useRef(null);
+  const list = useRef(null);
+  const ids = useRef(null);
+  if (ids.current === null) {
+    menuCount += 1;
+    ids.current = { button: `tjs-menu-button-${menuCount}`, list: `tjs-menu-${menuCount}` };
+  }
+  const expanded = open && items.length > 0;
+  const index = Math.min(active, items.length - 1);
+
+  const openAt = (position) => {
+    setActive(position);
+    setOpen(true);
+  };
+  const closeAndRefocus = () => {
+    setOpen(false);
+    if (button.current) button.current.focus();
+  };
+  const pick = (action) => {
+    closeAndRefocus();
+    if (onAction) onAction({ name: action.name });
+  };
+
+  // Focus follows the active item while the menu is open.
+  useLayoutEffect(() => {
+    if (!expanded || !list.current) return;
+    const elements = list.current.querySelectorAll('[role="menuitem"]');
+    if (elements[index]) elements[index].focus();
+  }, [expanded, index]);
+
+  // A press anywhere outside the menu closes it, leaving focus where the press put it.
+  useEffect(() => {
+    if (!expanded) return undefined;
+    const onPointerDown = (event) => {
+      if (root.current && !root.current.contains(event.target)) setOpen(false);
+    };
+    document.addEventListener("pointerdown", onPointerDown, true);
+    return () => document.removeEventListener("pointerdown", onPointerDown, true);
+  }, [expanded]);
+
+  const onButtonKeyDown = (event) => {
+    if (event.key === "ArrowDown") {
+      event.preventDefault();
+      openAt(0);
+    } else if (event.key === "ArrowUp") {
+      event.preventDefault();
+      openAt(items.length - 1);
+    }
+  };
+  const onListKeyDown = (event) => {
+    const last = items.length - 1;
+    if (event.key === "ArrowDown") setActive(index >= last ? 0 : index + 1);
+    else if (event.key === "ArrowUp") setActive(index <= 0 ? last : index - 1);
+    else if (event.key === "Home") setActive(0);
+    else if (event.key === "End") setActive(last);
+    else if (event.key === "Enter" || event.key === " ") pick(items[index]);
+    // preventDefault also marks this Escape as handled, so a Popup around the chatbox stays open.
+    else if (event.key === "Escape") closeAndRefocus();
+    else {
+      if (event.key === "Tab") setOpen(false);
+      return;
+    }
+    event.preventDefault();
+  };
+  // Focus that leaves the menu by other means (a screen reader, a script) closes it too.
+  const onFocusOut = (event) => {
+    if (expanded && root.current && !root.current.contains(event.relatedTarget)) setOpen(false);
+  };
+
+  return h(
+    "div",
+    { ref: root, className: "tjs-message-menu", onFocusOut },
+    h(
+      "button",
+      {
+        ref: button,
+        id: ids.current.button,
+        type: "button",
+        className: "tjs-message-menu__button",
+        "aria-label": label,
+        title: label,
+        "aria-haspopup": "menu",
+        "aria-expanded": expanded ? "true" : "false",
+        "aria-controls": expanded ? ids.current.list : undefined,
+        onClick: () => (expanded ? setOpen(false) : openAt(0)),
+        onKeyDown: onButtonKeyDown,
+      },
+      h("span", { "aria-hidden": "true" }, icon),
+    ),
+    expanded
+      ? h(
+          "ul",
+          {
+            ref: list,
+            id: ids.current.list,
+            role: "menu",
+            "aria-labelledby": ids.current.button,
+            className: "tjs-message-menu__list",
+            onKeyDown: onListKeyDown,
+          },
+          items.map((action, position) =>
+            h(
+              "li",
+              {
+                key: action.name,
+                role: "menuitem",
+                tabIndex: -1,
+                className: "tjs-message-menu__item",
+                onClick: () => pick(action),
+                onMouseMove: () => position !== index && setActive(position),
+              },
+              action.label,
+            ),
+          ),
+        )
+      : null,
   );
 }
 
