@@ -155,7 +155,7 @@ def _ActiveChatbox(
     override, set_override = use_state(no_override)
     box: Ref[UIBox | None] = use_ref(None)
     loading_older: Ref[bool] = use_ref(False)
-    # The conversation whose messages the cache holds, set before they render.
+    # The id of the conversation whose messages the cache contains, set before they render.
     # The browser can report them seen before the render that sets
     # ``conversation`` has replaced the handler, so mark_seen reads this.
     loaded_id: Ref[str | None] = use_ref(None)

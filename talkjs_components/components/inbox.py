@@ -801,7 +801,9 @@ def _ActiveInbox(session: TalkSession, props: _InboxProps, attributes: dict[str,
 
     feed: list[VdomChild] = []
     if props.show_feed_header:
-        feed.append(html.header({"className": "tjs-inbox__feed-header"}, text("inbox_title")))
+        # A heading, so screen reader users can jump to the feed. Level 2
+        # suits an Inbox under the page's own h1.
+        feed.append(html.h2({"className": "tjs-inbox__feed-header"}, text("inbox_title")))
     if props.filter_error is not None:
         feed.append(html.p({"className": "tjs-error", "role": "alert"}, props.filter_error))
     else:
@@ -931,7 +933,7 @@ def _FeedItem(
     entry = store.entry(conversation_id)
     if entry is None:
         # Removed from the store; the list drops this item on its next render.
-        return html.li({"className": "tjs-feed__item", "hidden": True})
+        return html.li({"key": conversation_id, "className": "tjs-feed__item", "hidden": True})
     unread = store.unread_count(conversation_id)
     title = conversation_title(entry.conversation, store.users, store.me_id)
     content: list[VdomChild] = [
@@ -958,8 +960,13 @@ def _FeedItem(
     }
     if selected:
         button["aria-current"] = "true"
+    # The key is repeated here because ReactPy gives a component's key to no
+    # DOM node. Without it, a reorder patches another conversation into the
+    # focused node, and keyboard focus silently changes conversation. With it,
+    # the browser replaces the node and InboxFocus restores the focus.
     return html.li(
         {
+            "key": conversation_id,
             "className": class_names(
                 "tjs-feed__item", "tjs-feed__item--unread" if unread > 0 else None
             ),

@@ -24,7 +24,7 @@ const STYLES = `
 .tjs-inbox > span { display: none; }
 .tjs-inbox__feed { flex: 0 0 320px; min-width: 0; display: flex; flex-direction: column;
   border-inline-end: 1px solid var(--tjs-border); }
-.tjs-inbox__feed-header { padding: 12px 14px; font-weight: 600; font-size: 1.05em;
+.tjs-inbox__feed-header { margin: 0; padding: 12px 14px; font-weight: 600; font-size: 1.05em;
   border-bottom: 1px solid var(--tjs-border); }
 .tjs-inbox__chat { flex: 1; min-width: 0; display: flex; flex-direction: column; }
 .tjs-inbox__chat > .tjs-chatbox { flex: 1; border: 0; border-radius: 0; min-height: 0; }
@@ -155,17 +155,54 @@ export function FeedTime({ ms, nowLabel }) {
   const date = new Date(ms);
   return h(
     "time",
-    { dateTime: date.toISOString(), title: date.toLocaleString() },
+    { dateTime: date.toISOString(), title: date.toLocaleString(), dir: "auto" },
     relativeLabel(ms, Math.max(now, Date.now()), nowLabel),
   );
+}
+
+// Keeps keyboard focus on the same conversation when the feed reorders.
+// ReactPy (2.0.0b13) wraps each component in an unkeyed fragment, so the
+// browser does not move a reordered feed item: it replaces the item's DOM
+// node, and focus on the removed node would fall back to the page's body.
+// Focus moves to the new node of the same conversation instead.
+function useFeedFocusKept(ref) {
+  useEffect(() => {
+    const root = ref.current && ref.current.closest(".tjs-inbox");
+    if (!root) return undefined;
+    let focused = null;
+    let focusedId = null;
+    const follow = (element) => {
+      const item = root.contains(element) ? element.closest("[data-conversation-id]") : null;
+      focused = item ? element : null;
+      focusedId = item ? item.dataset.conversationId : null;
+    };
+    // The JS module can load after the feed has rendered and been focused.
+    follow(document.activeElement);
+    const onFocusIn = (event) => follow(event.target);
+    const observer = new MutationObserver(() => {
+      const active = document.activeElement;
+      if (!focused || focused.isConnected || (active && active !== document.body)) return;
+      focused = null;
+      const next = root.querySelector(`[data-conversation-id="${CSS.escape(focusedId)}"] button`);
+      if (isVisible(next)) next.focus();
+    });
+    root.addEventListener("focusin", onFocusIn);
+    observer.observe(root, { childList: true, subtree: true });
+    return () => {
+      root.removeEventListener("focusin", onFocusIn);
+      observer.disconnect();
+    };
+  }, []);
 }
 
 // Moves focus when the Inbox switches panes and the focused element was
 // hidden with its pane (narrow layouts only): to the Back button when a
 // conversation opens, and to the conversation's feed item on the way back.
-// Python bumps `token` for each switch the user asked for.
+// Python bumps `token` for each switch the user asked for. Also keeps focus
+// on a conversation whose feed item is replaced (useFeedFocusKept).
 export function InboxFocus({ token, target, conversationId }) {
   const ref = useRef(null);
+  useFeedFocusKept(ref);
   useEffect(() => {
     if (!token || !ref.current) return;
     const root = ref.current.closest(".tjs-inbox");
