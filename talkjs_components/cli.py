@@ -1,8 +1,14 @@
-"""Command line: ``talkjs-components demo``, ``serve`` and ``apps create``."""
+"""Command line: ``talkjs-components demo``, ``serve``, ``migrate`` and ``apps create``.
+
+Exit statuses: 0 on success; 1 when ``serve`` stopped because uvicorn could
+not start, or ``migrate`` failed on the database; 2 for invalid options or
+configuration, and for a database or broker that ``serve`` cannot use at start.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import logging
 import os
@@ -73,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
         help="logging level (default: %(default)s)",
     )
     _add_serve_parser(commands)
+    _add_migrate_parser(commands)
     _add_apps_parser(commands)
     return parser
 
@@ -84,7 +91,10 @@ def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         description=(
             "Run the chat server for the apps of the config file and of the environment "
             "(TALKJS_APPS, or TALKJS_APP_ID with TALKJS_SECRET_KEY). SIGINT or SIGTERM stops "
-            f"it after the requests in flight finish, waiting up to {GRACEFUL_SHUTDOWN_TIMEOUT} s."
+            f"it after the requests in flight finish, waiting up to {GRACEFUL_SHUTDOWN_TIMEOUT} s. "
+            "Exit status: 0 after a stop, 1 when uvicorn could not start, 2 for invalid options "
+            "or configuration and for a database or broker that cannot be used (an outdated "
+            "schema: run 'talkjs-components migrate')."
         ),
     )
     serve.add_argument(
@@ -95,14 +105,28 @@ def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     serve.add_argument(
         "--database",
+        metavar="PATH_OR_URL",
         help=(
-            "SQLite file of every app's data, as a path or a sqlite:///PATH URL "
+            "database of every app: a SQLite file as a path or a sqlite:///PATH URL, or a "
+            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE URL that several server nodes share "
             "(default: the config file's 'database', else talkjs-server.sqlite3)"
         ),
     )
     serve.add_argument(
+        "--broker",
+        metavar="URL",
+        help=(
+            "broker that carries chat events between server processes: memory:// for one "
+            "process, or redis://HOST:6379/0 for several nodes (default: $TALKJS_BROKER_URL, "
+            "else the config file's 'broker', else memory://)"
+        ),
+    )
+    serve.add_argument(
         "--config",
-        help="TOML config file with the apps and limits (default: talkjs-server.toml, if present)",
+        help=(
+            "TOML config file with the apps, limits, database and broker "
+            "(default: talkjs-server.toml, if present)"
+        ),
     )
     serve.add_argument(
         "--log-level",
@@ -112,6 +136,35 @@ def _add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     serve.add_argument(
         "--access-log", action="store_true", help="log every HTTP request (default: off)"
+    )
+
+
+def _add_migrate_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    migrate = commands.add_parser(
+        "migrate",
+        help="upgrade the database schema to this version of talkjs-components",
+        description=(
+            "Upgrade the database schema to the version this talkjs-components needs. "
+            "PostgreSQL: applies the pending migrations, each in its own transaction; run it "
+            "before starting servers of a new version, because they refuse an older schema. "
+            "SQLite: opens and closes the file, which upgrades it (serve does the same at "
+            "start); a missing file is not created. Running it again changes nothing. Exit "
+            "status: 0 when the schema is current, 1 when the database failed, 2 for invalid "
+            "options."
+        ),
+    )
+    migrate.add_argument(
+        "--database",
+        metavar="PATH_OR_URL",
+        help=(
+            "the database: a SQLite file path, sqlite:///PATH, or postgresql://... with "
+            "?search_path=SCHEMA to pick a schema (default: the config file's 'database', "
+            "else talkjs-server.sqlite3)"
+        ),
+    )
+    migrate.add_argument(
+        "--config",
+        help="TOML config file to read 'database' from (default: talkjs-server.toml, if present)",
     )
 
 
@@ -224,7 +277,11 @@ def _demo_app(arguments: argparse.Namespace) -> DemoApp:
 def _run_serve(arguments: argparse.Namespace) -> int:
     import uvicorn
 
-    from .server import ConfigError, create_app, load_server_config
+    from .broker.urls import broker_from_url
+    from .errors import ChatError, InvalidInput
+    from .server import create_app, load_server_config
+    from .server.config import describe_database, redact_url
+    from .server.hosting import check_backends
     from .server.realtime import DrainingServer
 
     logging.basicConfig(level=arguments.log_level.upper(), format=_LOG_FORMAT)
@@ -236,16 +293,44 @@ def _run_serve(arguments: argparse.Namespace) -> int:
         return 2
     try:
         config = load_server_config(
-            Path(arguments.config) if arguments.config else None, database=arguments.database
+            Path(arguments.config) if arguments.config else None,
+            database=arguments.database,
+            broker=arguments.broker,
         )
         app = create_app(config)
-    except ConfigError as exc:
+    except InvalidInput as exc:
         print(f"talkjs-components serve: {exc.message}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        print(f"talkjs-components serve: {exc}", file=sys.stderr)
         return 2
     if not _port_is_free(arguments.host, arguments.port):
         print(
             f"talkjs-components serve: port {arguments.port} on {arguments.host} is in use: "
             "stop the other server or pass --port with a free port",
+            file=sys.stderr,
+        )
+        return 2
+    # Opening the database and the broker here, before uvicorn, reports an
+    # outdated schema or an unreachable service as one line and exit status
+    # 2. The same failure in the app's lifespan would print a traceback.
+    try:
+        asyncio.run(
+            check_backends(
+                config.database,
+                config.apps[0].app_id,
+                broker_from_url(config.broker, prefix=config.broker_prefix),
+            )
+        )
+    except ChatError as exc:
+        print(f"talkjs-components serve: {exc.message}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        # asyncpg and redis-py raise a plain ValueError for some malformed
+        # URLs, such as a port that is not a number.
+        print(
+            f"talkjs-components serve: database {describe_database(config.database)} or broker "
+            f"{redact_url(config.broker)} is invalid ({exc}): correct the URL",
             file=sys.stderr,
         )
         return 2
@@ -265,10 +350,11 @@ def _run_serve(arguments: argparse.Namespace) -> int:
         app.state.realtime,
     )
     logger.info(
-        "server starting on http://%s:%d with database %s",
+        "server starting on http://%s:%d with database %s and broker %s",
         arguments.host,
         arguments.port,
-        config.database,
+        describe_database(config.database),
+        redact_url(config.broker),
     )
     with _stop_signals_end_quietly():
         server.run()
@@ -277,6 +363,93 @@ def _run_serve(arguments: argparse.Namespace) -> int:
         return 1
     logger.info("server stopped")
     return 0
+
+
+def _run_migrate(arguments: argparse.Namespace) -> int:
+    from .errors import StorageError
+    from .server.config import ConfigError, load_database_setting, redact_url
+
+    logging.basicConfig(level=logging.WARNING, format=_LOG_FORMAT)
+    try:
+        database = load_database_setting(
+            Path(arguments.config) if arguments.config else None, database=arguments.database
+        )
+    except ConfigError as exc:
+        print(f"talkjs-components migrate: {exc.message}", file=sys.stderr)
+        return 2
+    if isinstance(database, Path):
+        return _migrate_sqlite(database)
+    try:
+        from .store.postgres import migrate
+    except ModuleNotFoundError as exc:
+        print(
+            f"talkjs-components migrate: a PostgreSQL URL needs the asyncpg package ({exc}): "
+            "install talkjs-components[postgres]",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        before, after = asyncio.run(migrate(database))
+    except StorageError as exc:
+        print(f"talkjs-components migrate: {exc.message}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        # asyncpg raises a plain ValueError for some malformed URLs, such as
+        # a port that is not a number.
+        print(
+            f"talkjs-components migrate: database {redact_url(database)} is invalid ({exc}): "
+            "correct the URL",
+            file=sys.stderr,
+        )
+        return 2
+    _print_migration(f"PostgreSQL {redact_url(database)}", before, after)
+    return 0
+
+
+def _migrate_sqlite(path: Path) -> int:
+    """Upgrade a SQLite file by opening and closing it; a missing file is left missing."""
+    import sqlite3
+
+    from .errors import StorageError
+    from .store.sqlite import SCHEMA_VERSION, SQLiteStore
+
+    if not path.exists():
+        print(
+            f"SQLite file {path} does not exist: 'talkjs-components serve' creates it at schema "
+            f"version {SCHEMA_VERSION}, so there is nothing to migrate"
+        )
+        return 0
+    try:
+        # The store keeps its schema version in PRAGMA user_version.
+        with contextlib.closing(
+            sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        ) as connection:
+            before: int = connection.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as exc:
+        print(
+            f"talkjs-components migrate: reading SQLite file {path} failed: {exc}", file=sys.stderr
+        )
+        return 1
+
+    async def open_and_close() -> None:
+        store = SQLiteStore(path, "talkjs-migrate")
+        await store.open()
+        await store.close()
+
+    try:
+        asyncio.run(open_and_close())
+    except StorageError as exc:
+        print(f"talkjs-components migrate: {exc.message}", file=sys.stderr)
+        return 1
+    _print_migration(f"SQLite file {path}", before, SCHEMA_VERSION)
+    return 0
+
+
+def _print_migration(where: str, before: int, after: int) -> None:
+    if before == after:
+        print(f"{where}: already at version {after}")
+    else:
+        print(f"{where}: schema version {before} -> {after}")
 
 
 @contextlib.contextmanager
@@ -326,6 +499,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_demo(arguments)
     if arguments.command == "serve":
         return _run_serve(arguments)
+    if arguments.command == "migrate":
+        return _run_migrate(arguments)
     if arguments.command == "apps" and arguments.apps_command == "create":
         return _run_apps_create(arguments)
     raise AssertionError(f"unhandled command {arguments.command!r}")

@@ -11,7 +11,8 @@ lives on the event loop that started it (the ASGI server's loop).
 One setting moves an app to a standalone server (``talkjs-components serve``)
 instead: ``configure(app_id, server_url=...)``, or the ``TALKJS_SERVER_URL``
 environment variable. Sessions of that app then connect to the server over
-the realtime protocol, and this process opens no database.
+the realtime protocol, and this process opens no database. The setting may
+list several server nodes separated by commas, which sessions fail over between.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ __all__ = [
     "normalize_server_url",
     "running_backend",
     "server_url_of",
+    "server_urls",
 ]
 
 logger = logging.getLogger("talkjs_components.embedded")
@@ -65,23 +67,56 @@ def normalize_server_url(url: str) -> str:
 
     One server serves the REST API and the realtime endpoint, so ``http://``
     becomes ``ws://`` and ``https://`` becomes ``wss://``. A path is kept,
-    for a server behind a proxy under a prefix.
+    for a server behind a proxy under a prefix. A comma-separated list of
+    servers is normalized URL by URL and returned joined with commas, as
+    :func:`server_urls` splits it.
 
     Raises:
-        InvalidInput: ``url`` is not a ws, wss, http or https URL with a host,
-            or it has a query or fragment.
+        InvalidInput: an entry is not a ws, wss, http or https URL with a
+            host, or it has a query or fragment. Also when the list has an
+            empty entry or names a server twice.
     """
+    return ",".join(server_urls(url))
+
+
+def server_urls(value: str) -> list[str]:
+    """Split a comma-separated list of chat server URLs and normalize each, in the given order.
+
+    Whitespace around each URL is ignored. A comma inside a URL must be
+    percent-encoded (``%2C``), because the comma separates the servers.
+
+    Raises:
+        InvalidInput: an entry is invalid (see :func:`normalize_server_url`),
+            empty, or names the same server as an earlier one.
+    """
+    normalized: list[str] = []
+    for entry in value.split(","):
+        if not entry.strip():
+            raise InvalidInput(
+                f"chat server URL list {value!r} has an empty entry: separate the server URLs "
+                "with single commas, like ws://10.0.0.1:8080,ws://10.0.0.2:8080"
+            )
+        url = _normalize_one_server_url(entry)
+        if url in normalized:
+            raise InvalidInput(
+                f"chat server URL list {value!r} names {url} twice: list each server once"
+            )
+        normalized.append(url)
+    return normalized
+
+
+def _normalize_one_server_url(url: str) -> str:
     parts = urlsplit(url.strip())
     scheme = _WEBSOCKET_SCHEMES.get(parts.scheme.lower())
     if scheme is None or not parts.hostname:
         raise InvalidInput(
-            f"chat server URL {url!r} is invalid: use ws://HOST:PORT, wss://HOST, "
+            f"chat server URL {url.strip()!r} is invalid: use ws://HOST:PORT, wss://HOST, "
             "http://HOST:PORT or https://HOST, as 'talkjs-components serve' prints it"
         )
     if parts.query or parts.fragment:
         raise InvalidInput(
-            f"chat server URL {url!r} is invalid: remove the query and fragment, because the "
-            "client adds the endpoint's path to the URL"
+            f"chat server URL {url.strip()!r} is invalid: remove the query and fragment, "
+            "because the client adds the endpoint's path to the URL"
         )
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
 
@@ -89,10 +124,12 @@ def normalize_server_url(url: str) -> str:
 def http_base_url(server_url: str) -> str:
     """Return a chat server's URL as the ``http://`` or ``https://`` base of its REST API.
 
+    For a list of servers it returns the first one's: REST clients do not fail over.
+
     Raises:
         InvalidInput: ``server_url`` is invalid, as for :func:`normalize_server_url`.
     """
-    websocket_url = normalize_server_url(server_url)
+    websocket_url = server_urls(server_url)[0]
     if websocket_url.startswith("wss://"):
         return "https://" + websocket_url.removeprefix("wss://")
     return "http://" + websocket_url.removeprefix("ws://")
@@ -112,7 +149,10 @@ class EmbeddedBackend:
     database: Path
     limits: Limits = field(default_factory=Limits)
     server_url: str | None = None
-    """Websocket base URL of the standalone server the app's sessions use, or ``None``."""
+    """Websocket base URL of the standalone server the app's sessions use, or ``None``.
+
+    Several server nodes are listed separated by commas, in the order sessions try them.
+    """
 
     _service: ChatService | None = field(default=None, init=False, repr=False)
     _started: bool = field(default=False, init=False)
@@ -210,8 +250,11 @@ def configure(
         server_url: URL of a standalone chat server (``talkjs-components
             serve``) that the app's sessions connect to instead of an embedded
             backend, such as ``ws://127.0.0.1:8080`` or ``https://chat.example.com``.
-            Default: ``$TALKJS_SERVER_URL``; unset or empty runs the embedded
-            backend. The server must serve ``app_id`` with the same secret key.
+            Several server nodes of one installation are listed separated by
+            commas. Each session connects to the first that accepts the
+            connection and, when its connection drops, tries the others. Default:
+            ``$TALKJS_SERVER_URL``; unset or empty runs the embedded backend.
+            The server must serve ``app_id`` with the same secret key.
 
     Raises:
         RuntimeError: The app's backend already started; close it first.

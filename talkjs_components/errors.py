@@ -9,6 +9,7 @@ callers can catch the package's errors selectively::
     ├── NotFound                   unknown user, conversation or message id
     ├── InvalidInput (ValueError)  a value breaks a documented limit or format
     ├── StorageError               the database failed
+    ├── BrokerError                the message broker failed
     ├── ConnectionRejected         a chat server refused the connection for good
     └── SessionDestroyed (RuntimeError)
                                    a method was called on a destroyed session
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthError",
+    "BrokerError",
     "ChatError",
     "ConnectionRejected",
     "InvalidInput",
@@ -75,6 +77,17 @@ class StorageError(ChatError):
     """The database failed; the operation may be retried."""
 
     code = "storage_error"
+
+
+class BrokerError(ChatError):
+    """The message broker (Redis) failed or cannot be reached.
+
+    A change that was stored before its publish failed stays stored: clients
+    get its event when they next resume, and other nodes when they fill the
+    gap from the event log.
+    """
+
+    code = "broker_error"
 
 
 class ConnectionRejected(ChatError):

@@ -29,29 +29,36 @@ delivery uses, so replay and live delivery reach the same users.
 a client that reconnects gets every event it missed, once.
 
 Events travel through the broker even inside one process: every operation
-that changes something publishes its logged event, ``seq`` included, as JSON
-on the channel ``talkjs:{app_id}:events``. ``set_typing`` and presence
-changes publish events that are not logged and have no ``seq``. Every
-service of that app decodes each payload once and calls the local listeners
-of the event's recipients. A service therefore reads nothing from the store
-to deliver an event. When publishing fails after a change was stored, the
-operation still succeeds and the failure is logged, because the change and
-its event are durable and clients get them by replay or reload.
+that changes something publishes its logged event, ``seq`` included, on the
+channel ``events:{app_id}``, as JSON ``{"prevSeq": ..., "event": ...}``
+where ``prevSeq`` is the ``seq`` of the app's event before it in the log.
+``set_typing`` and presence changes publish events that are not logged and
+have no ``seq`` or ``prevSeq``. Every service of that app decodes each
+payload once and calls the local listeners of the event's recipients. A
+service therefore reads nothing from the store to deliver an event. When
+publishing fails after a change was stored, the operation still succeeds
+and the failure is logged, because the change and its event are durable:
+clients get them by replay or reload, and other services read them from
+the store once a later event shows them the gap.
 
-Each operation publishes its logged event right after the store call
-returns, with no other ``await`` in between. The store completes writes in
-``seq`` order and asyncio resumes the waiting operations in that order, so
-one service publishes its events in ``seq`` order, and a receiver may drop
-any event whose ``seq`` is not above the last one it handled.
+Each service delivers an app's logged events to its listeners in ``seq``
+order, each once, so a receiver may drop any event whose ``seq`` is not
+above the last one it handled. One service publishes in ``seq`` order: each
+operation publishes right after the store call returns, with no other
+``await`` in between, and the store returns its writes in ``seq`` order.
+Several services of one app (server nodes behind a shared broker) publish
+independently, so a :class:`~talkjs_components.reorder.ReorderBuffer` puts
+the events it receives back in order, using ``prevSeq``, and reads from the
+store the events that do not arrive (``Limits.reorder_wait_ms``). Typing
+and presence events skip it and are delivered as they arrive.
 
-NOTE: that order is kept per service only. Several services of one app behind a
-shared broker can publish two events in the other order, and a session that
-receives the higher ``seq`` first drops the lower one for good.
+Presence is counted per service and combined across services by the
+broker's :class:`~talkjs_components.broker.PresenceTracker`, which decides
+when a user came online anywhere or went offline everywhere.
 """
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import functools
 import itertools
@@ -62,7 +69,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, ParamSpec, TypeVar
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from .broker import Broker, BrokerSubscription
 from .errors import ChatError, InvalidInput, NotFound, PermissionDenied
@@ -93,6 +100,8 @@ from .models import (
     User,
     now_ms,
 )
+from .presence import PresenceReporter
+from .reorder import ReorderBuffer
 from .store import (
     DEFAULT_EVENT_RETENTION_MS,
     ConversationUpsert,
@@ -146,8 +155,25 @@ Longer than ``TYPING_EXPIRY_MS``, so that a message sent while the indicator
 is still on finds the record and publishes ``typing=False``.
 """
 
-_EVENT_ADAPTER: TypeAdapter[ChatEvent] = TypeAdapter(ChatEvent)
 _ID_ADAPTER: TypeAdapter[str] = TypeAdapter(Id)
+
+
+class _BrokerMessage(BaseModel):
+    """Message that a service publishes on the app's channel: an event and its place in the log."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prev_seq: int | None = Field(default=None, alias="prevSeq")
+    """``seq`` of the app's event before ``event`` in the log; ``None`` for an unlogged event."""
+    event: ChatEvent
+
+
+def _encode_broker_message(event: ChatEvent, prev_seq: int | None) -> bytes:
+    """Return the JSON of a :class:`_BrokerMessage`, serializing the event only once."""
+    prev = b"null" if prev_seq is None else str(prev_seq).encode()
+    return (
+        b'{"prevSeq":' + prev + b',"event":' + event.model_dump_json(by_alias=True).encode() + b"}"
+    )
 
 
 def _monotonic_ms() -> int:
@@ -182,6 +208,17 @@ class Limits:
     Older events are pruned, a few per logged write. A client whose last
     ``seq`` is older gets ``resume_gap`` and reloads instead of replaying.
     """
+
+    reorder_wait_ms: int = 200
+    """Milliseconds an event that arrived before an earlier one waits for it.
+
+    Then the service reads the missing events from the store. Events from
+    another server node normally arrive within a few milliseconds, so the
+    wait only adds latency when a publish was lost.
+    """
+
+    reorder_buffer_size: int = 1000
+    """Maximum events waiting for an earlier one; one more makes the service read the store."""
 
 
 @dataclass(slots=True)
@@ -261,14 +298,22 @@ class ChatService:
         self._app_id = app_id
         self._limits = limits or Limits()
         self._owns_broker = owns_broker
-        self._channel = f"talkjs:{app_id}:events"
+        self._channel = f"events:{app_id}"
         self._state = _State.NEW
         self._broker_subscription: BrokerSubscription | None = None
         self._listeners: dict[str, dict[int, Callable[[ChatEvent], None]]] = {}
         self._close_callbacks: dict[int, Callable[[], None]] = {}
-        self._presence_tasks: set[asyncio.Task[None]] = set()
-        # Listener ids of the subscriptions that count as a user being online.
-        self._present: dict[str, set[int]] = {}
+        self._reorder = ReorderBuffer(
+            app_id,
+            self._read_app_events,
+            self._dispatch_event,
+            wait_ms=self._limits.reorder_wait_ms,
+            max_held=self._limits.reorder_buffer_size,
+            page_size=self._limits.max_events_page_size,
+        )
+        self._presence = PresenceReporter(
+            app_id, broker.presence_tracker(app_id), self._publish_presence
+        )
         self._listener_ids = itertools.count()
         # (conversation id, user id) -> _monotonic_ms() of the last published
         # typing=True, oldest first. Entries older than TYPING_STATE_MAX_AGE_MS
@@ -305,9 +350,14 @@ class ChatService:
             if self._owns_broker:
                 await self._broker.start()
             self._broker_subscription = await self._broker.subscribe(
-                self._channel, self._on_broker_payload
+                self._channel, self._on_broker_payload, on_resubscribed=self._reorder.catch_up
             )
+            # Read after subscribing: every later event arrives through the
+            # broker, and sessions read the earlier ones themselves.
+            self._reorder.start(await self._store.latest_event_seq())
+            await self._presence.start()
         except BaseException:
+            await self._reorder.close()
             await self._close_broker_and_store()
             raise
         self._state = _State.RUNNING
@@ -334,9 +384,7 @@ class ChatService:
         self._state = _State.CLOSED
         self._listeners.clear()
         self._typing_since.clear()
-        self._present.clear()
-        for task in list(self._presence_tasks):
-            task.cancel()
+        await self._reorder.close()
         callbacks, self._close_callbacks = self._close_callbacks, {}
         for callback in callbacks.values():
             try:
@@ -351,6 +399,7 @@ class ChatService:
     async def _close_broker_and_store(self) -> None:
         subscription, self._broker_subscription = self._broker_subscription, None
         try:
+            await self._presence.close()
             if subscription is not None:
                 await subscription.unsubscribe()
             if self._owns_broker:
@@ -518,7 +567,7 @@ class ChatService:
             new_users=checked_new_users,
             log_event=_conversation_updated_event,
         )
-        await self._publish_logged(result.event)
+        await self._publish_logged(result.event, result.prev_seq)
         return result.conversation
 
     @_converting_validation_errors
@@ -565,7 +614,7 @@ class ChatService:
         removed = await self._store.remove_participant(
             conversation_id, user_id, log_event=functools.partial(_removal_event, user_id)
         )
-        await self._publish_logged(removed.event)
+        await self._publish_logged(removed.event, removed.prev_seq)
         return removed.conversation
 
     @_converting_validation_errors
@@ -665,7 +714,7 @@ class ChatService:
             ),
             log_event=_conversation_updated_event,
         )
-        await self._publish_logged(result.event)
+        await self._publish_logged(result.event, result.prev_seq)
         return result.conversation
 
     @_converting_validation_errors
@@ -694,7 +743,7 @@ class ChatService:
             authorize=functools.partial(_authorize_delete, conversation_id),
             log_event=_deletion_event,
         )
-        await self._publish_logged(deleted.event)
+        await self._publish_logged(deleted.event, deleted.prev_seq)
 
     # Messages
 
@@ -765,7 +814,7 @@ class ChatService:
                 message.id,
             )
             return message
-        await self._publish_logged(inserted.event)
+        await self._publish_logged(inserted.event, inserted.prev_seq)
         if message.sender_id is not None:
             await self._clear_typing(inserted.conversation, message.sender_id)
         return message
@@ -899,7 +948,7 @@ class ChatService:
             log_event=_message_edited_event,
         )
         if updated.changed:
-            await self._publish_logged(updated.event)
+            await self._publish_logged(updated.event, updated.prev_seq)
         else:
             logger.debug(
                 "edit of message %r in conversation %r changed nothing; nothing published",
@@ -936,7 +985,7 @@ class ChatService:
             authorize=functools.partial(_authorize_message_change, actor, "delete"),
             log_event=_message_deleted_event,
         )
-        await self._publish_logged(deleted.event)
+        await self._publish_logged(deleted.event, deleted.prev_seq)
 
     @_converting_validation_errors
     async def set_typing(self, user_id: str, conversation_id: str, typing: bool) -> None:
@@ -950,9 +999,13 @@ class ChatService:
         published one publishes nothing, and ``typing=False`` always
         publishes. Each call reads the conversation from the store once.
 
-        NOTE: the repeat interval is tracked in this service's memory, so
-        several services of one app behind a shared broker rate-limit
-        separately.
+        The repeat interval is tracked per service. A user whose sessions
+        are on two services (server nodes) of the app may therefore have
+        ``typing=True`` published once per node within the interval. That is
+        harmless: the limit only bounds how often one node republishes, a
+        repeat merely extends the indicator, and receivers also clear it on
+        the typist's ``MessageSent``, which a node without the record does
+        not follow with ``typing=False``.
 
         Raises:
             InvalidInput: an id is invalid or ``typing`` is not a bool.
@@ -1096,7 +1149,7 @@ class ChatService:
             authorize=functools.partial(_authorize_read, user_id, conversation_id),
             log_event=functools.partial(_messages_read_event, user_id),
         )
-        await self._publish_logged(position.event)
+        await self._publish_logged(position.event, position.prev_seq)
 
     @_converting_validation_errors
     async def events_after(self, user_id: str, after_seq: int, *, limit: int = 100) -> EventsPage:
@@ -1158,27 +1211,25 @@ class ChatService:
             return len(self._listeners.get(user_id, {}))
         return sum(len(listeners) for listeners in self._listeners.values())
 
-    def online_users(self, user_ids: Sequence[str]) -> list[str]:
-        """Return those of ``user_ids`` with a session subscribed with ``presence=True`` here.
+    async def online_users(self, user_ids: Sequence[str]) -> list[str]:
+        """Return those of ``user_ids`` with a session subscribed with ``presence=True``.
 
-        NOTE: presence is counted per process; with several server nodes a
-        user connected to another node counts as offline here.
+        Sessions on this service count at once. Those on other services of
+        the app count through the broker's presence tracker. When the
+        tracker fails, only this service's sessions count, and the failure
+        is logged.
         """
-        return [user_id for user_id in user_ids if self._present.get(user_id)]
+        return await self._presence.online(user_ids)
 
-    def _announce_presence(self, user_id: str, *, online: bool) -> None:
-        """Publish, in the background, that ``user_id`` came online or went offline."""
-        if self._state is not _State.RUNNING:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        task = loop.create_task(
-            self._publish_presence(user_id, online), name=f"talkjs-presence-{user_id}"
-        )
-        self._presence_tasks.add(task)
-        task.add_done_callback(self._presence_tasks.discard)
+    async def flush_presence(self) -> None:
+        """Wait until the presence changes of the subscriptions so far are published.
+
+        ``subscribe(presence=True)`` and ending such a subscription publish
+        ``PresenceChanged`` in the background; tests and orderly shutdowns
+        wait for it here. Returns at once when the service is not running.
+        """
+        if self._state is _State.RUNNING:
+            await self._presence.flush()
 
     async def _publish_presence(self, user_id: str, online: bool) -> None:
         try:
@@ -1200,15 +1251,17 @@ class ChatService:
     ) -> Subscription:
         """Call ``listener`` with every event of the user's conversations.
 
-        The listener runs on the event loop, receives one user's events in
-        publish order, and also receives the ``ConversationUpdated`` that
-        removes the user from a conversation. A listener that raises is
-        logged and does not affect the other listeners. Listeners may be
-        added before ``start()``. ``on_close`` is called once if the service
-        closes while the subscription is active. With ``presence``, the
-        subscription counts as the user being online: the first one publishes
-        ``PresenceChanged(online=True)`` to the user's conversations and the
-        last one to end publishes ``online=False``.
+        The listener runs on the event loop, receives one user's logged
+        events in ``seq`` order, each once, and also receives the
+        ``ConversationUpdated`` that removes the user from a conversation.
+        Typing and presence events arrive as they are published. A listener
+        that raises is logged and does not affect the other listeners.
+        Listeners may be added before ``start()``. ``on_close`` is called
+        once if the service closes while the subscription is active. With
+        ``presence``, the subscription counts as the user being online: when
+        the user had no such subscription on any service of the app,
+        ``PresenceChanged(online=True)`` is published to the user's
+        conversations, and when the last one anywhere ends, ``online=False``.
 
         Raises:
             InvalidInput: ``user_id`` is not a valid id.
@@ -1220,9 +1273,7 @@ class ChatService:
         listener_id = next(self._listener_ids)
         self._listeners.setdefault(user_id, {})[listener_id] = listener
         if presence:
-            self._present.setdefault(user_id, set()).add(listener_id)
-            if len(self._present[user_id]) == 1:
-                self._announce_presence(user_id, online=True)
+            self._presence.add(user_id, listener_id)
         if on_close is not None:
             self._close_callbacks[listener_id] = on_close
         return Subscription(functools.partial(self._remove_listener, user_id, listener_id))
@@ -1235,26 +1286,22 @@ class ChatService:
         listeners.pop(listener_id, None)
         if not listeners:
             del self._listeners[user_id]
-        present = self._present.get(user_id)
-        if present is not None and listener_id in present:
-            present.discard(listener_id)
-            if not present:
-                del self._present[user_id]
-                self._announce_presence(user_id, online=False)
+        self._presence.remove(user_id, listener_id)
 
-    async def _publish_logged(self, event: ChatEvent | None) -> None:
+    async def _publish_logged(self, event: ChatEvent | None, prev_seq: int | None) -> None:
         """Publish the event a store write logged; ``None`` (nothing logged) publishes nothing."""
         if event is not None:
-            await self._publish(event)
+            await self._publish(event, prev_seq)
 
-    async def _publish(self, event: ChatEvent) -> None:
-        payload = event.model_dump_json(by_alias=True).encode()
+    async def _publish(self, event: ChatEvent, prev_seq: int | None = None) -> None:
+        payload = _encode_broker_message(event, prev_seq)
         try:
             await self._broker.publish(self._channel, payload)
         except Exception:
             # The change and its event are already stored, so the operation
-            # succeeded. Only the live update is lost: a session gets the
-            # event when it next replays, and other clients when they reload.
+            # succeeded. Only the live update is delayed: a session gets the
+            # event when it next replays, and other services read it from the
+            # store once the next event shows them the gap.
             logger.exception(
                 "publishing %s of conversation %r on channel %r failed; listeners miss this event",
                 event.type,
@@ -1263,10 +1310,10 @@ class ChatService:
             )
 
     def _on_broker_payload(self, payload: bytes) -> None:
-        if self._state is not _State.RUNNING:
+        if self._state is _State.CLOSED:
             return
         try:
-            event = _EVENT_ADAPTER.validate_json(payload)
+            message = _BrokerMessage.model_validate_json(payload)
         except ValidationError:
             logger.exception(
                 "ignored an invalid event payload of %d bytes on channel %r",
@@ -1274,6 +1321,15 @@ class ChatService:
                 self._channel,
             )
             return
+        if message.event.seq is None:
+            self._dispatch_event(message.event)
+        else:
+            self._reorder.receive(message.event, message.prev_seq)
+
+    async def _read_app_events(self, after_seq: int, limit: int) -> EventsPage:
+        return await self._store.app_events_after(after_seq, limit=limit)
+
+    def _dispatch_event(self, event: ChatEvent) -> None:
         for user_id in _recipients(event):
             self._dispatch(user_id, event)
 
@@ -1608,6 +1664,7 @@ def _check_text_length(text: str) -> str:
             f"message text has {len(text)} characters, over the limit of {MAX_TEXT_LENGTH}: "
             "shorten it or split it into several messages"
         )
+    _reject_nul(text, "message text")
     return text
 
 
@@ -1633,6 +1690,7 @@ def _check_custom(custom: Mapping[str, str] | None) -> dict[str, str]:
             raise InvalidInput(
                 f"custom entry {_shorten(key)} is invalid: keys and values must be strings"
             )
+    _reject_nul(custom, "custom")
     return dict(custom)
 
 
@@ -1653,6 +1711,7 @@ def _check_custom_update(
                 f"custom entry {_shorten(key)} is invalid: keys must be strings, and values "
                 "strings or None to remove the key"
             )
+    _reject_nul(custom, "custom")
     return dict(custom)
 
 
@@ -1721,9 +1780,29 @@ def _as_model(model: type[_M], value: object) -> _M:
         ValidationError: ``value`` does not validate; the service methods turn
             it into ``InvalidInput``.
     """
-    if isinstance(value, model):
-        return value
-    return model.model_validate(value)
+    checked = value if isinstance(value, model) else model.model_validate(value)
+    _reject_nul(checked.model_dump(), model.__name__)
+    return checked
+
+
+def _reject_nul(value: object, where: str) -> None:
+    """Raise ``InvalidInput`` when a string in ``value`` contains U+0000.
+
+    PostgreSQL can't store the character and SQLite can, so the service
+    refuses it for every store: data must not depend on the database.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidInput(
+                f"{where} contains the character U+0000 (NUL), which can't be stored: remove it"
+            )
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _reject_nul(key, where)
+            _reject_nul(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _reject_nul(item, where)
 
 
 # Next steps for pydantic error types whose message names the limit but not

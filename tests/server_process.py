@@ -2,7 +2,7 @@
 
 Both bind 127.0.0.1 only. The child is ``talkjs-components serve``, stopped
 with SIGINT (uvicorn's graceful shutdown) and killed if it has not exited
-after 10 seconds.
+after 10 seconds. A test may kill it earlier itself.
 """
 
 from __future__ import annotations
@@ -107,24 +107,32 @@ def serving_process(
     *,
     config_text: str = "",
     log_level: str = "warning",
+    database: str | None = None,
+    broker: str | None = None,
 ) -> Iterator[ServerProcess]:
     """Run ``talkjs-components serve`` with ``apps`` (id to secret key) from ``TALKJS_APPS``.
 
-    ``config_text`` becomes the config file, for limits. The database is a
-    new file in ``tmp_path``.
+    ``config_text`` becomes the config file, for limits and the broker
+    prefix. ``database`` is the ``--database`` value, by default a new
+    SQLite file in ``tmp_path``; ``broker`` is the ``--broker`` value, by
+    default none (``memory://``). Several servers may run in one
+    ``tmp_path``: each has its own port, config file and log.
     """
     port = free_port()
-    config = tmp_path / "server.toml"
+    config = tmp_path / f"server-{port}.toml"
     config.write_text(config_text)
     log = tmp_path / f"server-{port}.log"
+    database = database or f"sqlite:///{tmp_path / 'chat.sqlite3'}"
     command = [
         sys.executable, "-m", "talkjs_components.cli", "serve",
         "--port", str(port), "--config", str(config),
-        "--database", f"sqlite:///{tmp_path / 'chat.sqlite3'}", "--log-level", log_level,
+        "--database", database, "--log-level", log_level,
     ]  # fmt: skip
+    if broker is not None:
+        command += ["--broker", broker]
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", "TALKJS_APPS": json.dumps(dict(apps))}
-    environment.pop("TALKJS_APP_ID", None)
-    environment.pop("TALKJS_SECRET_KEY", None)
+    for name in ("TALKJS_APP_ID", "TALKJS_SECRET_KEY", "TALKJS_BROKER_URL"):
+        environment.pop(name, None)
     with log.open("ab") as output:
         process = subprocess.Popen(
             command, stdout=output, stderr=subprocess.STDOUT, env=environment

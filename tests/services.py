@@ -1,14 +1,20 @@
-"""Fixtures for the services that tests need besides Python: PostgreSQL.
+"""Fixtures for the services that tests need besides Python: PostgreSQL and Redis.
 
 The PostgreSQL tests use the server at ``TALKJS_TEST_POSTGRES_URL``
-(default ``postgresql://postgres@127.0.0.1:5432/test``). When it cannot be
-reached they are skipped with a message on how to start it, except
-with ``TALKJS_REQUIRE_SERVICES=1`` (as in CI), where they fail.
+(default ``postgresql://postgres@127.0.0.1:5432/test``), and the Redis tests
+the one at ``TALKJS_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``).
+When a server cannot be reached its tests are skipped with a message on how
+to start it, except with ``TALKJS_REQUIRE_SERVICES=1`` (as in CI), where
+they fail.
 
-Each test gets a schema of its own, ``test_<random hex>``, created before
-the test and dropped with everything in it afterwards. The stores reach it
-through ``?search_path=`` in their URL, so tests never see each other's rows
-and can run while other programs use the database.
+Each PostgreSQL test gets a schema of its own, ``test_<random hex>``, created
+before the test and dropped with everything in it afterwards. The stores
+reach it through ``?search_path=`` in their URL, so tests never see each
+other's rows and can run while other programs use the database.
+
+Each Redis test gets a key prefix of its own, ``test-<random hex>``, for its
+brokers' channels and keys. Afterwards the keys under that prefix are
+deleted, and nothing else: the tests never flush a database.
 """
 
 from __future__ import annotations
@@ -19,11 +25,15 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, NoReturn
 
 import asyncpg
 import pytest
+import redis.asyncio as redis
+from redis.exceptions import RedisError
 
+from talkjs_components.broker.redis import RedisBroker
+from talkjs_components.broker.redis import describe_url as describe_redis_url
 from talkjs_components.store import Store
 from talkjs_components.store.postgres import PostgresStore, migrate
 from talkjs_components.store.postgres.connect import DRIVER_ERRORS, describe_url
@@ -31,11 +41,15 @@ from talkjs_components.store.sqlite import SQLiteStore
 
 __all__ = [
     "POSTGRES_URL_VARIABLE",
+    "REDIS_URL_VARIABLE",
     "SERVICES_REQUIRED_VARIABLE",
+    "RedisNamespace",
     "StoreDatabase",
     "empty_postgres_url",
     "postgres_server_url",
     "postgres_url",
+    "redis_namespace",
+    "redis_server_url",
     "store_database",
     "with_search_path",
 ]
@@ -43,6 +57,8 @@ __all__ = [
 POSTGRES_URL_VARIABLE = "TALKJS_TEST_POSTGRES_URL"
 SERVICES_REQUIRED_VARIABLE = "TALKJS_REQUIRE_SERVICES"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_URL_VARIABLE = "TALKJS_TEST_REDIS_URL"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 # Seconds to wait for the server when checking that it is reachable.
 _CONNECT_TIMEOUT = 5.0
@@ -65,6 +81,11 @@ async def postgres_server_url() -> str:
         "example with 'pg_ctlcluster 15 main start' on Debian, or set "
         f"{POSTGRES_URL_VARIABLE} to the URL of a server where tests may create schemas"
     )
+    _skip_or_fail(message)
+
+
+def _skip_or_fail(message: str) -> NoReturn:
+    """Skip the test because a server is missing, or fail when services are required."""
     if os.environ.get(SERVICES_REQUIRED_VARIABLE) == "1":
         pytest.fail(f"{message}; {SERVICES_REQUIRED_VARIABLE}=1 makes this an error")
     pytest.skip(message)
@@ -216,3 +237,92 @@ async def store_database(
             await database.close()
     finally:
         await _drop_schema(server_url, schema)
+
+
+# Redis
+
+
+async def redis_server_url() -> str:
+    """Return the Redis test server's URL, or skip the test (fail when services are required)."""
+    url = os.environ.get(REDIS_URL_VARIABLE, DEFAULT_REDIS_URL)
+    if url not in _reachability:
+        _reachability[url] = await _redis_connection_error(url)
+    error = _reachability[url]
+    if error is None:
+        return url
+    _skip_or_fail(
+        f"Redis is not reachable at {describe_redis_url(url)} ({error}): start it, for "
+        "example with 'service redis-server start' on Debian or 'redis-server --daemonize "
+        f"yes', or set {REDIS_URL_VARIABLE} to the URL of a server where tests may create keys"
+    )
+
+
+async def _redis_connection_error(url: str) -> str | None:
+    client = redis.Redis.from_url(url, socket_connect_timeout=_CONNECT_TIMEOUT)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        return str(exc) or type(exc).__name__
+    finally:
+        await client.aclose()
+    return None
+
+
+class RedisNamespace:
+    """A Redis server and a key prefix of this test's own.
+
+    Brokers made here use the prefix and are closed when the test ends;
+    then every key under the prefix is deleted.
+    """
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.url = url
+        self.prefix = prefix
+        self._brokers: list[RedisBroker] = []
+        self._client = redis.Redis.from_url(url, socket_connect_timeout=_CONNECT_TIMEOUT)
+
+    def new_broker(self, **options: Any) -> RedisBroker:
+        """Create an unstarted broker on this prefix; ``options`` go to ``RedisBroker``."""
+        broker = RedisBroker(self.url, prefix=self.prefix, **options)
+        self._brokers.append(broker)
+        return broker
+
+    async def kill_connections(self, client_name: str) -> int:
+        """Close, from the server's side, the connections named ``client_name``; return how many.
+
+        Only connections of this test's brokers have such names, because
+        each broker id is random.
+        """
+        ids = [
+            client["id"]
+            for client in await self._client.client_list()
+            if client.get("name") == client_name
+        ]
+        for client_id in ids:
+            await self._client.client_kill_filter(_id=client_id)
+        return len(ids)
+
+    async def keys(self) -> list[str]:
+        """Return the names of the keys under this prefix."""
+        return sorted(
+            [key.decode() async for key in self._client.scan_iter(match=f"{self.prefix}:*")]
+        )
+
+    async def close(self) -> None:
+        for broker in self._brokers:
+            await broker.close()
+        keys = [key async for key in self._client.scan_iter(match=f"{self.prefix}:*")]
+        if keys:
+            await self._client.delete(*keys)
+        await self._client.aclose()
+
+
+@pytest.fixture
+async def redis_namespace() -> AsyncIterator[RedisNamespace]:
+    """The Redis test server with a key prefix of this test's own."""
+    url = await redis_server_url()
+    namespace = RedisNamespace(url, f"test-{uuid.uuid4().hex[:12]}")
+    try:
+        yield namespace
+    finally:
+        await namespace.close()

@@ -1,7 +1,8 @@
-"""The ``serve`` and ``apps create`` commands, the server run as a real process."""
+"""The ``serve``, ``migrate`` and ``apps create`` commands, the server run as a real process."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -11,15 +12,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 import pytest
 
 from talkjs_components.auth import MIN_SECRET_KEY_LENGTH
 from talkjs_components.cli import main
 from talkjs_components.server.config import load_server_config
+from talkjs_components.store.postgres import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
+from talkjs_components.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 
-from .server_process import free_port
+from .server_process import free_port, serving_process
 
 SOCKET_TIMEOUT = 10.0
 """Seconds a raw-socket read or connect may take before the test fails."""
@@ -125,13 +130,222 @@ def test_serve_missing_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "cannot read config file" in capsys.readouterr().err
 
 
-def test_serve_rejects_postgres_url(
+def test_serve_rejects_unknown_database(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TALKJS_APPS", json.dumps({"a": "sk_" + "k" * 40}))
     monkeypatch.chdir(tmp_path)
-    assert main(["serve", "--database", "postgresql://localhost/chat"]) == 2
-    assert "sqlite:///PATH" in capsys.readouterr().err
+    assert main(["serve", "--database", "mysql://root:hunter2@localhost/chat"]) == 2
+    error = capsys.readouterr().err
+    assert "database 'mysql://root:***@localhost/chat' is not supported" in error
+    assert "postgresql://" in error
+    assert "hunter2" not in error
+
+
+def test_serve_rejects_unknown_broker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TALKJS_APPS", json.dumps({"a": "sk_" + "k" * 40}))
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve", "--broker", "amqp://guest:hunter2@localhost"]) == 2
+    error = capsys.readouterr().err
+    assert "broker 'amqp://guest:***@localhost' is not supported" in error
+    assert "hunter2" not in error
+
+
+def test_serve_unreachable_broker_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TALKJS_APPS", json.dumps({"a": "sk_" + "k" * 40}))
+    monkeypatch.chdir(tmp_path)
+    # Nothing listens on a free port, so the connection is refused at once.
+    broker = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
+    assert main(["serve", "--port", str(free_port()), "--broker", broker]) == 2
+    error = capsys.readouterr().err
+    assert "cannot connect to redis://:***@127.0.0.1" in error
+    assert "hunter2" not in error
+    assert "Traceback" not in error
+
+
+def _serve_in_thread(arguments: list[str]) -> asyncio.Future[int]:
+    """Run ``main(arguments)`` on a worker thread, whose own event loop cannot meet the test's."""
+    return asyncio.ensure_future(asyncio.to_thread(main, arguments))
+
+
+async def test_serve_outdated_schema_exits_2(
+    empty_postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    environment = {"TALKJS_APPS": json.dumps({"a": "sk_" + "k" * 40})}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        patch.chdir(tmp_path)
+        status = await _serve_in_thread(
+            ["serve", "--port", str(free_port()), "--database", empty_postgres_url]
+        )
+    error = capsys.readouterr().err
+
+    assert status == 2
+    assert (
+        f"has schema version 0, but this version of talkjs-components needs schema "
+        f"version {POSTGRES_SCHEMA_VERSION}" in error
+    )
+    assert "run 'talkjs-components migrate' with the same database URL" in error
+    assert "Traceback" not in error
+
+
+async def test_serve_newer_schema_exits_2(
+    postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        await connection.execute(
+            "INSERT INTO talkjs_schema_migrations (version, file_name) VALUES (99, 'future.sql')"
+        )
+    finally:
+        await connection.close()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TALKJS_APPS", json.dumps({"a": "sk_" + "k" * 40}))
+        patch.chdir(tmp_path)
+        status = await _serve_in_thread(
+            ["serve", "--port", str(free_port()), "--database", postgres_url]
+        )
+    error = capsys.readouterr().err
+
+    assert status == 2
+    assert "has schema version 99" in error
+    assert f"supports schema version {POSTGRES_SCHEMA_VERSION} only" in error
+    assert "Traceback" not in error
+
+
+def _with_password(url: str, password: str) -> tuple[str, str]:
+    """Return ``url`` with a password, and the password to look for in logs.
+
+    A URL that has one keeps it. Otherwise ``password`` is added, which a
+    server that trusts local connections ignores.
+    """
+    parts = urlsplit(url)
+    if parts.password is not None:
+        return url, parts.password
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{parts.username or 'postgres'}:{password}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc)), password
+
+
+async def test_serve_on_postgres_hides_password(postgres_url: str, tmp_path: Path) -> None:
+    database, password = _with_password(postgres_url, "hunter2-not-logged")
+    key = "sk_" + "k" * 40
+    with serving_process(tmp_path, {"pg": key}, database=database, log_level="info") as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=SOCKET_TIMEOUT) as client:
+            headers = {"Authorization": f"Bearer {key}"}
+            written = await client.put(
+                "/v1/pg/users/alice", json={"name": "Alice"}, headers=headers
+            )
+            read = await client.get("/v1/pg/users/alice", headers=headers)
+            health = await client.get("/health")
+        server.process.send_signal(2)  # SIGINT
+        assert server.process.wait(SOCKET_TIMEOUT) == 0
+    output = server.output()
+
+    assert written.status_code == 200
+    assert read.json()["name"] == "Alice"
+    assert health.json() == {"status": "ok"}
+    assert ":***@" in output
+    assert password not in output
+    assert "Traceback" not in output
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        stored = await connection.fetchval("SELECT name FROM users WHERE id = 'alice'")
+    finally:
+        await connection.close()
+    assert stored == "Alice"
+
+
+# migrate
+
+
+async def test_migrate_postgres_then_nothing(
+    empty_postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = await asyncio.to_thread(main, ["migrate", "--database", empty_postgres_url])
+    first_output = capsys.readouterr().out
+    second = await asyncio.to_thread(main, ["migrate", "--database", empty_postgres_url])
+    second_output = capsys.readouterr().out
+
+    assert first == 0
+    assert f"schema version 0 -> {POSTGRES_SCHEMA_VERSION}" in first_output
+    assert second == 0
+    assert f"already at version {POSTGRES_SCHEMA_VERSION}" in second_output
+
+
+async def test_migrate_reads_config_file(
+    empty_postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text(f"database = {json.dumps(empty_postgres_url)}\n")
+    config.chmod(0o600)
+    status = await asyncio.to_thread(main, ["migrate", "--config", str(config)])
+
+    assert status == 0
+    assert f"schema version 0 -> {POSTGRES_SCHEMA_VERSION}" in capsys.readouterr().out
+
+
+def test_migrate_unreachable_postgres_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"postgresql://postgres:hunter2@127.0.0.1:{free_port()}/test"
+    assert main(["migrate", "--database", url]) == 1
+    error = capsys.readouterr().err
+    assert "connecting to PostgreSQL at postgresql://postgres:***@127.0.0.1" in error
+    assert "hunter2" not in error
+
+
+def test_migrate_bad_port_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate", "--database", "postgresql://u:hunter2@127.0.0.1:abc/db"]) == 2
+    error = capsys.readouterr().err
+    assert "database postgresql://*** is invalid" in error
+    assert "hunter2" not in error
+    assert "Traceback" not in error
+
+
+def test_migrate_rejects_unknown_database(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate", "--database", "mysql://localhost/chat"]) == 2
+    assert "database 'mysql://localhost/chat' is not supported" in capsys.readouterr().err
+
+
+def test_migrate_sqlite_upgrades_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    database = tmp_path / "chat.sqlite3"
+    # An empty file is an SQLite database of schema version 0.
+    database.touch()
+    first = main(["migrate", "--database", f"sqlite:///{database}"])
+    first_output = capsys.readouterr().out
+    second = main(["migrate", "--database", str(database)])
+    second_output = capsys.readouterr().out
+
+    assert first == 0
+    assert f"SQLite file {database}: schema version 0 -> {SQLITE_SCHEMA_VERSION}" in first_output
+    assert second == 0
+    assert f"already at version {SQLITE_SCHEMA_VERSION}" in second_output
+    with sqlite3.connect(database) as stored:
+        version = stored.execute("PRAGMA user_version").fetchone()[0]
+    stored.close()
+    assert version == SQLITE_SCHEMA_VERSION
+
+
+def test_migrate_missing_sqlite_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "missing.sqlite3"
+    assert main(["migrate", "--database", str(database)]) == 0
+    assert "does not exist" in capsys.readouterr().out
+    assert not database.exists()
+
+
+def test_migrate_newer_sqlite_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    database = tmp_path / "future.sqlite3"
+    with sqlite3.connect(database) as future:
+        future.execute("PRAGMA user_version = 99")
+    future.close()
+    assert main(["migrate", "--database", str(database)]) == 1
+    assert "has schema version 99" in capsys.readouterr().err
 
 
 def test_serve_port_in_use_exits_2(

@@ -18,12 +18,18 @@ from talkjs_components.server.authentication import (
     authenticate_request,
 )
 from talkjs_components.server.config import (
+    DEFAULT_BROKER,
+    DEFAULT_BROKER_PREFIX,
     DEFAULT_MAX_BODY_BYTES,
     ConfigError,
     add_app,
     apps_from_environment,
-    database_path,
+    describe_database,
+    load_database_setting,
     load_server_config,
+    parse_broker_url,
+    parse_database,
+    redact_url,
 )
 from talkjs_components.server.errors import ApiError
 from talkjs_components.server.openapi import build_openapi
@@ -34,7 +40,7 @@ KEY = "sk_config_" + "0123456789abcdef" * 3
 OTHER_KEY = "sk_config_" + "fedcba9876543210" * 3
 
 
-# Database option
+# Database and broker options
 
 
 @pytest.mark.parametrize(
@@ -44,17 +50,102 @@ OTHER_KEY = "sk_config_" + "fedcba9876543210" * 3
         ("/srv/chat.sqlite3", Path("/srv/chat.sqlite3")),
         ("sqlite:///chat.sqlite3", Path("chat.sqlite3")),
         ("sqlite:////srv/chat.sqlite3", Path("/srv/chat.sqlite3")),
+        ("postgresql://chat@db:5432/chat", "postgresql://chat@db:5432/chat"),
+        ("postgres://chat@db/chat?search_path=one", "postgres://chat@db/chat?search_path=one"),
     ],
 )
-def test_database_path_forms(value: str, expected: Path) -> None:
-    assert database_path(value) == expected
+def test_database_forms(value: str, expected: Path | str) -> None:
+    assert parse_database(value) == expected
 
 
-@pytest.mark.parametrize("value", ["", "sqlite:///", "postgresql://db/chat", "redis://x"])
-def test_database_path_rejects(value: str) -> None:
+@pytest.mark.parametrize("value", ["", "sqlite:///", "redis://x", "mysql://root:hunter2@db/chat"])
+def test_database_rejects(value: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        database_path(value)
+        parse_database(value)
     assert "sqlite:///PATH" in caught.value.message
+    assert "postgresql://" in caught.value.message
+    assert "hunter2" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://chat:hunter2@db:5432/chat", "postgresql://chat:***@db:5432/chat"),
+        ("postgresql://chat@db/chat?password=hunter2", "postgresql://chat@db/chat?password=***"),
+        (
+            "postgresql://db/chat?user=chat&PASSWORD=hunter2&search_path=one",
+            "postgresql://db/chat?user=chat&PASSWORD=***&search_path=one",
+        ),
+        ("redis://:hunter2@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("redis://[::1]:6379", "redis://[::1]:6379"),
+        ("rediss://user:hunter2@[::1]:6380", "rediss://user:***@[::1]:6380"),
+        ("postgresql://chat:hunter2@db:notaport/chat", "postgresql://***"),
+        ("memory://", "memory://"),
+        ("chat.sqlite3", "chat.sqlite3"),
+    ],
+)
+def test_redact_url(url: str, expected: str) -> None:
+    assert redact_url(url) == expected
+
+
+def test_describe_database_masks_url_only() -> None:
+    assert describe_database(Path("p:w@chat.sqlite3")) == "p:w@chat.sqlite3"
+    assert describe_database("postgresql://u:pw@db/chat") == "postgresql://u:***@db/chat"
+
+
+@pytest.mark.parametrize("value", ["memory://", "redis://cache:6379/0", "REDISS://cache"])
+def test_broker_forms(value: str) -> None:
+    assert parse_broker_url(value) == value
+
+
+@pytest.mark.parametrize("value", ["", "cache:6379", "amqp://guest:hunter2@mq/"])
+def test_broker_rejects(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_broker_url(value)
+    assert "redis://HOST:6379" in caught.value.message
+    assert "hunter2" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("option", "variable", "in_file", "expected"),
+    [
+        (None, None, None, DEFAULT_BROKER),
+        (None, None, "redis://file", "redis://file"),
+        (None, "redis://variable", "redis://file", "redis://variable"),
+        ("redis://option", "redis://variable", "redis://file", "redis://option"),
+    ],
+)
+def test_broker_precedence(
+    tmp_path: Path, option: str | None, variable: str | None, in_file: str | None, expected: str
+) -> None:
+    config = tmp_path / "server.toml"
+    text = f'broker = "{in_file}"\n' if in_file is not None else ""
+    config.write_text(text + f'[[apps]]\nid = "one"\nsecret_key = "{KEY}"\n')
+    config.chmod(0o600)
+    environ = {} if variable is None else {"TALKJS_BROKER_URL": variable}
+    loaded = load_server_config(config, broker=option, environ=environ)
+    assert loaded.broker == expected
+    assert loaded.broker_prefix == DEFAULT_BROKER_PREFIX
+
+
+def test_broker_prefix_from_file(tmp_path: Path) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text(f'broker_prefix = "staging"\n[[apps]]\nid = "one"\nsecret_key = "{KEY}"\n')
+    config.chmod(0o600)
+    assert load_server_config(config, environ={}).broker_prefix == "staging"
+
+
+def test_database_setting_needs_no_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_database_setting(None) == Path("talkjs-server.sqlite3")
+    config = tmp_path / "talkjs-server.toml"
+    config.write_text('database = "postgresql://chat@db/chat"\n')
+    config.chmod(0o600)
+    assert load_database_setting(None) == "postgresql://chat@db/chat"
+    assert load_database_setting(config, database="other.sqlite3") == Path("other.sqlite3")
+    with pytest.raises(ConfigError) as caught:
+        load_database_setting(tmp_path / "missing.toml")
+    assert "cannot read config file" in caught.value.message
 
 
 # Environment
@@ -133,6 +224,8 @@ def test_default_config_file_optional(tmp_path: Path, monkeypatch: pytest.Monkey
         ("[limits]\nburst = 0\n", "'limits.burst' is invalid"),
         ("[limits]\nrequests_per_second = -1.0\n", "'limits.requests_per_second'"),
         ('[[apps]]\nid = "x"\n', "'apps.0.secret_key' is invalid"),
+        ('broker_prefix = "has space"\n', "'broker_prefix' is invalid"),
+        ('broker = "amqp://mq"\n', "broker 'amqp://mq' is not supported"),
     ],
 )
 def test_config_file_errors(tmp_path: Path, text: str, fragment: str) -> None:

@@ -692,6 +692,26 @@ def test_dot_segment_ids_rejected_by_models(user_id: str) -> None:
         User(id=user_id, name="Dot")
 
 
+async def test_nul_character_rejected_everywhere(chat: ChatService) -> None:
+    # PostgreSQL can't store U+0000 and SQLite can; the service refuses it on
+    # every path in, so both stores hold the same data.
+    attempts: list[Callable[[], Awaitable[object]]] = [
+        lambda: chat.send_message("alice", "c1", "a\x00b"),
+        lambda: chat.send_message("alice", "c1", "fine", custom={"k": "v\x00"}),
+        lambda: chat.upsert_user(User(id="nul", name="N\x00")),
+        lambda: chat.sync_conversation("alice", "c1", ConversationAttributes(subject="s\x00")),
+        lambda: chat.sync_conversation(
+            "alice", "c1", ConversationAttributes(custom={"k\x00": "v"})
+        ),
+    ]
+    for number, attempt in enumerate(attempts):
+        with pytest.raises(InvalidInput, match="U\\+0000"):
+            await attempt()
+            pytest.fail(f"attempt {number} was accepted")
+    page = await chat.list_messages("alice", "c1")
+    assert page.messages == []
+
+
 async def test_invalid_custom_rejected(chat: ChatService) -> None:
     custom = {f"key{number}": "x" for number in range(101)}
 
@@ -1177,20 +1197,20 @@ async def test_close_calls_on_close(database_path: Path) -> None:
 async def test_presence_published_for_sessions(chat: ChatService, broker: MemoryBroker) -> None:
     inbox = Inbox()
     chat.subscribe("bob", inbox)
-    assert chat.online_users(["alice", "bob"]) == []
+    assert await chat.online_users(["alice", "bob"]) == []
 
     first = chat.subscribe("alice", lambda event: None, presence=True)
     second = chat.subscribe("alice", lambda event: None, presence=True)
-    await asyncio.sleep(0.05)
+    await chat.flush_presence()
     await broker.flush()
-    assert chat.online_users(["alice", "bob"]) == ["alice"]
+    assert await chat.online_users(["alice", "bob"]) == ["alice"]
 
     first.unsubscribe()
-    await asyncio.sleep(0.05)
+    await chat.flush_presence()
     await broker.flush()
-    assert chat.online_users(["alice"]) == ["alice"]
+    assert await chat.online_users(["alice"]) == ["alice"]
     second.unsubscribe()
-    await asyncio.sleep(0.05)
+    await chat.flush_presence()
     await broker.flush()
 
     presence = [event for event in inbox.events if isinstance(event, PresenceChanged)]
@@ -1198,7 +1218,7 @@ async def test_presence_published_for_sessions(chat: ChatService, broker: Memory
         ("alice", True),
         ("alice", False),
     ]
-    assert chat.online_users(["alice"]) == []
+    assert await chat.online_users(["alice"]) == []
 
 
 async def test_second_session_keeps_events(chat: ChatService, broker: MemoryBroker) -> None:

@@ -1308,9 +1308,10 @@ async def test_logged_event_stored_with_change(store: Store, store_database: Sto
     inserted = await store.insert_message(Draft("c1", "alice", "kept"), log_event=logger)
     page = await store.events_after("alice", 0, limit=10)
 
-    assert logger.changes == [inserted._replace(event=None)]
+    assert logger.changes == [inserted._replace(event=None, prev_seq=None)]
     assert inserted.event is not None
     assert inserted.event.seq == 1
+    assert inserted.prev_seq == 0
     assert page.events == [inserted.event]
     assert page.next_after_seq == 1
     assert not page.has_more
@@ -1351,6 +1352,7 @@ async def test_log_event_none_logs_nothing(store: Store, store_database: StoreDa
 
     assert inserted.created
     assert inserted.event is None
+    assert inserted.prev_seq is None
     assert await store_database.count_rows("events") == 0
     assert (await store.get_unreads_snapshot("alice")).as_of_event_seq == 0
 
@@ -1569,6 +1571,128 @@ async def test_events_kept_after_conversation_deleted(store: Store) -> None:
     assert await all_events(store, "alice") == [sent.event, deleted.event]
 
 
+async def test_prev_seq_chains_each_apps_events(store_database: StoreDatabase) -> None:
+    first = await store_database.open_store("app-one")
+    second = await store_database.open_store("app-two")
+    for store in (first, second):
+        await create_chat(store, "c1", "alice", "bob")
+    logger = EventLogger("alice")
+
+    results: dict[str, list[tuple[int | None, int | None]]] = {"app-one": [], "app-two": []}
+    for number in range(3):
+        for app_id, store in (("app-one", first), ("app-two", second)):
+            sent = await store.insert_message(Draft("c1", "bob", f"m{number}"), log_event=logger)
+            assert sent.event is not None
+            results[app_id].append((sent.prev_seq, sent.event.seq))
+    read = await first.mark_read("c1", "alice", None, log_event=logger)
+    left = await first.remove_participant("c1", "bob", log_event=logger)
+    gone = await first.delete_conversation("c1", log_event=logger)
+    for result in (read, left, gone):
+        assert result.event is not None
+        results["app-one"].append((result.prev_seq, result.event.seq))
+
+    for app_id, pairs in results.items():
+        # Each event names the one before it in its own app's log, whatever
+        # the other app logged in between.
+        previous = [0] + [seq for _, seq in pairs[:-1]]
+        assert [prev_seq for prev_seq, _ in pairs] == previous, app_id
+
+
+async def test_prev_seq_survives_pruning(store_database: StoreDatabase) -> None:
+    store = store_database.new_store(APP_ID)
+    await store.open(event_retention_ms=DAY_MS)
+    await create_chat(store, "c1", "alice")
+    logger = EventLogger("alice")
+    old = await store.insert_message(Draft("c1", "alice", "old"), log_event=logger)
+    await store_database.age_events(2 * DAY_MS)
+
+    # Prunes the old event, which is the one before it.
+    pruning = await store.insert_message(Draft("c1", "alice", "new"), log_event=logger)
+    after = await store.insert_message(Draft("c1", "alice", "newer"), log_event=logger)
+
+    assert old.event is not None
+    assert pruning.event is not None
+    assert await store_database.count_rows("events") == 2
+    assert pruning.prev_seq == old.event.seq
+    assert after.prev_seq == pruning.event.seq
+
+
+async def test_app_events_after_pages_all_recipients(store_database: StoreDatabase) -> None:
+    store = await store_database.open_store(APP_ID)
+    other = await store_database.open_store("other-app")
+    await create_chat(store, "c1", "alice", "bob")
+    await create_chat(other, "c1", "alice")
+    logged: list[ChatEvent] = []
+    for number, recipient in enumerate(["alice", "bob", "alice", "bob", "alice"]):
+        sent = await store.insert_message(
+            Draft("c1", "alice", f"m{number}"), log_event=EventLogger(recipient)
+        )
+        await other.insert_message(
+            Draft("c1", "alice", "elsewhere"), log_event=EventLogger("alice")
+        )
+        assert sent.event is not None
+        logged.append(sent.event)
+    latest = seqs(logged)[-1]
+
+    first = await store.app_events_after(0, limit=2)
+    second = await store.app_events_after(first.next_after_seq, limit=2)
+    third = await store.app_events_after(second.next_after_seq, limit=2)
+    middle = await store.app_events_after(seqs(logged)[1], limit=10)
+    empty = await store.app_events_after(latest, limit=10)
+
+    assert (first.has_more, second.has_more, third.has_more) == (True, True, False)
+    assert first.events + second.events + third.events == logged
+    assert first.next_after_seq == seqs(logged)[1]
+    assert third.next_after_seq == latest
+    assert middle.events == logged[2:]
+    assert empty.events == []
+    assert empty.next_after_seq == latest
+    assert not empty.has_more
+
+
+async def test_app_events_after_reports_gaps(store_database: StoreDatabase) -> None:
+    store = store_database.new_store(APP_ID)
+    await store.open(event_retention_ms=DAY_MS)
+    await create_chat(store, "c1", "alice")
+    logger = EventLogger("alice")
+    for number in range(3):
+        await store.insert_message(Draft("c1", "alice", f"old {number}"), log_event=logger)
+    await store_database.age_events(2 * DAY_MS)
+    newest = await store.insert_message(Draft("c1", "alice", "new"), log_event=logger)
+    assert newest.event is not None
+    assert newest.event.seq is not None
+    latest = newest.event.seq
+
+    with pytest.raises(ChatError) as pruned:
+        await store.app_events_after(0, limit=10)
+    with pytest.raises(ChatError) as beyond:
+        await store.app_events_after(latest + 1, limit=10)
+
+    assert pruned.value.code == "resume_gap"
+    assert "was pruned up to seq" in pruned.value.message
+    assert beyond.value.code == "resume_gap"
+    assert f"beyond the latest event seq {latest}" in beyond.value.message
+
+
+async def test_latest_event_seq_follows_log(store_database: StoreDatabase) -> None:
+    store = store_database.new_store(APP_ID)
+    await store.open(event_retention_ms=DAY_MS)
+    other = await store_database.open_store("other-app")
+    await create_chat(store, "c1", "alice")
+    await create_chat(other, "c1", "alice")
+    empty = await store.latest_event_seq()
+    sent = await store.insert_message(Draft("c1", "alice", "one"), log_event=EventLogger("alice"))
+    await other.insert_message(Draft("c1", "alice", "two"), log_event=EventLogger("alice"))
+    after_send = await store.latest_event_seq()
+    await store.insert_message(Draft("c1", "alice", "unlogged"), log_event=lambda change: None)
+    after_unlogged = await store.latest_event_seq()
+
+    assert empty == 0
+    assert sent.event is not None
+    assert after_send == sent.event.seq
+    assert after_unlogged == sent.event.seq
+
+
 # Concurrent writes through one store
 
 
@@ -1599,3 +1723,26 @@ async def test_concurrent_sends_and_reads_stay_consistent(store: Store) -> None:
         if message.seq > snapshot.read_positions["c1"] and message.sender_id != "alice"
     )
     assert await unread_counts(store, "alice") == ({"c1": recount} if recount else {})
+
+
+async def test_concurrent_stores_chain_prev_seq(store_database: StoreDatabase) -> None:
+    """Writes of one app through two stores (as two servers would) form one chain."""
+    first = await store_database.open_store(APP_ID)
+    second = await store_database.open_store(APP_ID)
+    await create_chat(first, "c1", "alice", "bob")
+    await create_chat(first, "c2", "alice", "bob")
+    logger = EventLogger("alice")
+
+    results = await asyncio.gather(
+        *(
+            store.insert_message(Draft(conversation, "bob", f"{number}"), log_event=logger)
+            for number in range(10)
+            for store, conversation in ((first, "c1"), (second, "c2"))
+        )
+    )
+
+    pairs = sorted((result.event.seq or 0, result.prev_seq) for result in results if result.event)
+    assert len(pairs) == 20
+    assert pairs[0][1] == 0
+    for (previous_seq, _), (_, prev_seq) in itertools.pairwise(pairs):
+        assert prev_seq == previous_seq

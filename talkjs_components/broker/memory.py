@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-__all__ = ["MemoryBroker", "MemorySubscription"]
+from . import PresenceListener, PresenceUpdate
+
+__all__ = ["LocalPresence", "MemoryBroker", "MemorySubscription"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,9 +103,15 @@ class MemoryBroker:
                 subscription.loop.call_soon_threadsafe(subscription._deliver, payload)
 
     async def subscribe(
-        self, channel: str, callback: Callable[[bytes], None]
+        self,
+        channel: str,
+        callback: Callable[[bytes], None],
+        *,
+        on_resubscribed: Callable[[], None] | None = None,
     ) -> MemorySubscription:
         """Call ``callback`` on the current event loop with each payload published on ``channel``.
+
+        This broker never loses a subscription, so it never calls ``on_resubscribed``.
 
         Raises:
             RuntimeError: the broker is not started.
@@ -112,6 +120,10 @@ class MemoryBroker:
         subscription = MemorySubscription(self, channel, callback, asyncio.get_running_loop())
         self._channels.setdefault(channel, []).append(subscription)
         return subscription
+
+    def presence_tracker(self, app_id: str) -> LocalPresence:
+        """Create the tracker of a single node: this broker connects no other nodes."""
+        return LocalPresence()
 
     async def flush(self) -> None:
         """Wait until the payloads published on this loop before the call are delivered.
@@ -136,3 +148,26 @@ class MemoryBroker:
     def _require_started(self) -> None:
         if not self._started:
             raise RuntimeError("MemoryBroker is not started: call await broker.start() first")
+
+
+class LocalPresence:
+    """Presence tracker of an app that runs on one node only.
+
+    With no other node, a user's first session on this node brings them
+    online and their last one takes them offline, so ``update`` returns its
+    arguments, and ``online`` returns no user.
+    """
+
+    async def start(self, on_change: PresenceListener) -> None:
+        """Do nothing: no other node can change presence behind this one's back."""
+
+    async def close(self) -> None:
+        """Do nothing: there is no shared registration to remove."""
+
+    async def update(self, joined: Sequence[str], left: Sequence[str]) -> PresenceUpdate:
+        """Return ``joined`` as online and ``left`` as offline."""
+        return PresenceUpdate(list(joined), list(left))
+
+    async def online(self, user_ids: Sequence[str]) -> list[str]:
+        """Return an empty list, because no other node exists."""
+        return []

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .. import __version__
+from ..broker.urls import broker_from_url
 from ..errors import ChatError
 from .body_limit import BodySizeLimit
 from .config import ServerConfig
@@ -37,22 +38,26 @@ logger = logging.getLogger(__name__)
 def create_app(config: ServerConfig, *, realtime: RealtimeSettings | None = None) -> Starlette:
     """Return the server's ASGI app for ``config``.
 
-    The app's lifespan starts every configured app's chat service on the
-    database and closes them at shutdown, after closing the realtime
-    connections. ``app.state.host`` is the
+    The app's lifespan starts the broker and every configured app's chat
+    service on the database, and closes them at shutdown, after closing the
+    realtime connections. ``app.state.host`` is the
     :class:`~talkjs_components.server.hosting.AppHost`, through which tests
     and other endpoints reach each app's ``ChatService``, and
     ``app.state.realtime`` is the
     :class:`~talkjs_components.server.realtime.RealtimeEndpoint`.
 
     Args:
-        config: The apps, the database and the REST limits.
+        config: The apps, the database, the broker and the REST limits.
         realtime: Limits of the realtime endpoint; the defaults when omitted.
 
     Raises:
-        InvalidInput: the configuration has no app, or an app twice.
+        InvalidInput: the configuration has no app, an app twice, or a
+            database or broker URL that is not supported.
+        ModuleNotFoundError: the database or broker URL needs a package that
+            is not installed (asyncpg for PostgreSQL, redis for Redis).
     """
-    host = AppHost(config.apps, config.database)
+    broker = broker_from_url(config.broker, prefix=config.broker_prefix)
+    host = AppHost(config.apps, config.database, broker)
     rest = RestServer(host, RateLimiter(config.settings.rate_limit))
     endpoint = RealtimeEndpoint(host, realtime)
     document = build_openapi(OPERATIONS, version=__version__)

@@ -1,10 +1,12 @@
-"""The server's configuration: its apps, its database and its REST limits.
+"""The server's configuration: its apps, its database, its broker and its REST limits.
 
 Apps come from a TOML config file and from the environment; an app in both
 takes its secret key from the environment. The config file looks like this::
 
     # Contains secret keys: readable by its owner only.
     database = "talkjs-server.sqlite3"   # optional; --database overrides it
+    broker = "memory://"                 # optional; TALKJS_BROKER_URL and --broker override it
+    broker_prefix = "talkjs"             # optional; Redis names start with it
 
     [limits]                             # optional; these are the defaults
     max_body_bytes = 2097152
@@ -16,7 +18,13 @@ takes its secret key from the environment. The config file looks like this::
     secret_key = "sk_..."
 
 The environment variables are ``TALKJS_APPS``, a JSON object of app ids to
-secret keys, and ``TALKJS_APP_ID`` with ``TALKJS_SECRET_KEY`` for a single app.
+secret keys, ``TALKJS_APP_ID`` with ``TALKJS_SECRET_KEY`` for a single app,
+and ``TALKJS_BROKER_URL`` for the broker.
+
+The database is a SQLite file (a path or a ``sqlite:///`` URL) for one server
+process, or a ``postgresql://`` URL that several server nodes share. The
+broker is ``memory://`` for one process, or a ``redis://`` URL that carries
+events between the nodes.
 """
 
 from __future__ import annotations
@@ -33,17 +41,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..auth import App, generate_secret_key
 from ..errors import InvalidInput
 from ..models import MAX_ID_LENGTH
+from ..store.urls import is_postgres_url
 from .rate_limit import RateLimit
 
 __all__ = [
     "APPS_VARIABLE",
     "APP_ID_VARIABLE",
+    "BROKER_URL_VARIABLE",
+    "DEFAULT_BROKER",
+    "DEFAULT_BROKER_PREFIX",
     "DEFAULT_CONFIG_PATH",
     "DEFAULT_DATABASE",
     "DEFAULT_MAX_BODY_BYTES",
@@ -53,9 +66,13 @@ __all__ = [
     "ServerSettings",
     "add_app",
     "apps_from_environment",
-    "database_path",
+    "describe_database",
+    "load_database_setting",
     "load_server_config",
+    "parse_broker_url",
+    "parse_database",
     "read_config_file",
+    "redact_url",
 ]
 
 logger = logging.getLogger(__name__)
@@ -81,6 +98,20 @@ APP_ID_VARIABLE = "TALKJS_APP_ID"
 
 SECRET_KEY_VARIABLE = "TALKJS_SECRET_KEY"
 """Environment variable with the secret key of the app in ``TALKJS_APP_ID``."""
+
+BROKER_URL_VARIABLE = "TALKJS_BROKER_URL"
+"""Environment variable with the broker URL; ``--broker`` overrides it, it overrides the file."""
+
+DEFAULT_BROKER = "memory://"
+"""The broker used when no option, variable or config file names one: in-process only."""
+
+DEFAULT_BROKER_PREFIX = "talkjs"
+"""Start of the broker's names in Redis, so that several installations can share one Redis."""
+
+_BROKER_SCHEMES = ("memory", "redis", "rediss")
+
+# Query parameters whose values are credentials, masked by redact_url.
+_SECRET_PARAMETERS = frozenset({"password", "passwd", "sslpassword"})
 
 _URL_UNSAFE_ID = re.compile(r"[\x00-\x1f/\\\s]")
 
@@ -111,8 +142,16 @@ class ServerConfig:
     """Everything the server app needs to start."""
 
     apps: tuple[App, ...]
-    database: Path
+    database: Path | str
+    """The SQLite file (a ``Path``), or a ``postgresql://`` URL (a ``str``).
+
+    A URL can contain a password: log it through :func:`describe_database`.
+    """
     settings: ServerSettings = field(default_factory=ServerSettings)
+    broker: str = DEFAULT_BROKER
+    """The broker URL: ``memory://``, or a ``redis://`` URL that can contain a password."""
+    broker_prefix: str = DEFAULT_BROKER_PREFIX
+    """Start of the broker's channel names; nodes of one installation share it."""
 
 
 class _AppEntry(BaseModel):
@@ -136,6 +175,8 @@ class _ConfigFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     database: str | None = None
+    broker: str | None = None
+    broker_prefix: Annotated[str, Field(pattern=r"^\S+$")] = DEFAULT_BROKER_PREFIX
     limits: _Limits = Field(default_factory=_Limits)
     apps: list[_AppEntry] = Field(default_factory=list)
 
@@ -145,6 +186,8 @@ class _FileContents:
     apps: list[App]
     database: str | None
     settings: ServerSettings
+    broker: str | None = None
+    broker_prefix: str = DEFAULT_BROKER_PREFIX
 
 
 def read_config_file(path: Path) -> _FileContents:
@@ -173,7 +216,7 @@ def read_config_file(path: Path) -> _FileContents:
         max_body_bytes=limits.max_body_bytes,
         rate_limit=RateLimit(limits.requests_per_second, limits.burst),
     )
-    return _FileContents(apps, parsed.database, settings)
+    return _FileContents(apps, parsed.database, settings, parsed.broker, parsed.broker_prefix)
 
 
 def apps_from_environment(environ: Mapping[str, str]) -> list[App]:
@@ -213,15 +256,18 @@ def apps_from_environment(environ: Mapping[str, str]) -> list[App]:
     return apps
 
 
-def database_path(value: str) -> Path:
-    """Return the SQLite file that ``value`` names: a path, or a ``sqlite:///`` URL.
+def parse_database(value: str) -> Path | str:
+    """Return the database that ``value`` names: a SQLite file as a ``Path``, or a PostgreSQL URL.
 
     As in SQLAlchemy's URLs, ``sqlite:///chat.db`` is relative to the current
-    directory and ``sqlite:////srv/chat.db`` is absolute.
+    directory and ``sqlite:////srv/chat.db`` is absolute. A
+    ``postgresql://`` or ``postgres://`` URL is returned unchanged.
 
     Raises:
         ConfigError: ``value`` is empty, or a URL of another database.
     """
+    if is_postgres_url(value):
+        return value
     if value.startswith("sqlite:///"):
         path = value.removeprefix("sqlite:///")
         if path:
@@ -229,22 +275,105 @@ def database_path(value: str) -> Path:
     elif "://" not in value and value:
         return Path(value)
     raise ConfigError(
-        f"database {value!r} is not supported: pass a SQLite file path or a sqlite:///PATH URL"
+        f"database {redact_url(value)!r} is not supported: pass a SQLite file path, a "
+        "sqlite:///PATH URL, or a postgresql://USER@HOST:PORT/DATABASE URL"
     )
+
+
+def parse_broker_url(value: str) -> str:
+    """Check a broker URL and return it: ``memory://``, ``redis://`` or ``rediss://``.
+
+    Raises:
+        ConfigError: ``value`` has another scheme, or no scheme.
+    """
+    scheme, separator, _ = value.partition("://")
+    if not separator or scheme.lower() not in _BROKER_SCHEMES:
+        raise ConfigError(
+            f"broker {redact_url(value)!r} is not supported: pass memory:// for a single server "
+            "process, or redis://HOST:6379 (rediss:// with TLS) to share events between nodes"
+        )
+    return value
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with its password, and any ``password`` query parameter, replaced by ``***``.
+
+    Database and broker URLs can carry credentials in both places; what this
+    returns is safe for logs and error messages. A value that is not a URL is
+    returned unchanged.
+    """
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+        hostname = parts.hostname
+        port = parts.port
+    except ValueError:
+        # An invalid port or bracketed host: show no part of the text after the scheme.
+        scheme, separator, _ = url.partition("://")
+        return f"{scheme}://***" if separator else url
+    if password is None and not _has_secret_parameter(parts.query):
+        return url
+    netloc = parts.netloc
+    if password is not None:
+        host = hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        if port is not None:
+            host += f":{port}"
+        user = quote(parts.username or "", safe="")
+        netloc = f"{user}:***@{host}"
+    query = parts.query
+    if _has_secret_parameter(query):
+        masked = [
+            (name, "***" if name.lower() in _SECRET_PARAMETERS else value)
+            for name, value in parse_qsl(query, keep_blank_values=True)
+        ]
+        query = urlencode(masked, safe="*")
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _has_secret_parameter(query: str) -> bool:
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return any(name.lower() in _SECRET_PARAMETERS for name, _ in pairs)
+
+
+def describe_database(database: Path | str) -> str:
+    """Return ``database`` for logs and messages: the path, or the URL with its password masked."""
+    return str(database) if isinstance(database, Path) else redact_url(database)
+
+
+def load_database_setting(config_path: Path | None, *, database: str | None = None) -> Path | str:
+    """Return the database that ``--database`` or the config file names; the default otherwise.
+
+    Unlike :func:`load_server_config`, this needs no app, for commands that
+    only touch the database (``talkjs-components migrate``).
+
+    Raises:
+        ConfigError: the config file named is missing or invalid, or the
+            database value is not supported.
+    """
+    path = config_path if config_path is not None else DEFAULT_CONFIG_PATH
+    file_database = None
+    if config_path is not None or path.exists():
+        file_database = read_config_file(path).database
+    return parse_database(database or file_database or DEFAULT_DATABASE)
 
 
 def load_server_config(
     config_path: Path | None,
     *,
     database: str | None = None,
+    broker: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ServerConfig:
-    """Combine the config file, the environment and the ``--database`` option.
+    """Combine the config file, the environment and the ``--database`` and ``--broker`` options.
 
     Args:
         config_path: The config file; ``None`` reads ``DEFAULT_CONFIG_PATH``
             when it exists. A file named explicitly must exist.
         database: The ``--database`` option, which overrides the file's.
+        broker: The ``--broker`` option, which overrides ``TALKJS_BROKER_URL``,
+            which overrides the file's.
         environ: The environment; ``os.environ`` when omitted.
 
     Raises:
@@ -267,8 +396,15 @@ def load_server_config(
             f"no app is configured: run 'talkjs-components apps create' to add one to {path}, "
             f"or set {APP_ID_VARIABLE} and {SECRET_KEY_VARIABLE}"
         )
-    chosen = database or contents.database or DEFAULT_DATABASE
-    return ServerConfig(tuple(apps.values()), database_path(chosen), contents.settings)
+    chosen_database = database or contents.database or DEFAULT_DATABASE
+    chosen_broker = broker or environ.get(BROKER_URL_VARIABLE) or contents.broker or DEFAULT_BROKER
+    return ServerConfig(
+        tuple(apps.values()),
+        parse_database(chosen_database),
+        contents.settings,
+        broker=parse_broker_url(chosen_broker),
+        broker_prefix=contents.broker_prefix,
+    )
 
 
 def add_app(path: Path, app_id: str | None = None) -> tuple[str, str]:

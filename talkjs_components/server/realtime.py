@@ -724,7 +724,7 @@ class _Connection:
                 await service.remove_participant(user_id, conversation_id, user_id)
                 return None
             case OnlineUsers(user_ids=user_ids):
-                return service.online_users(user_ids)
+                return await service.online_users(user_ids)
             case GetUnreadsSnapshot():
                 return await service.get_unreads_snapshot(user_id)
             case EventsAfter(after_seq=after_seq, limit=limit):

@@ -304,7 +304,7 @@ class InProcessTransport:
 
     async def online_users(self, user_ids: list[str]) -> list[str]:
         service, _ = self._bound
-        return service.online_users(user_ids)
+        return await service.online_users(user_ids)
 
     async def get_unreads_snapshot(self) -> UnreadsSnapshot:
         service, user_id = self._bound

@@ -9,6 +9,11 @@ sent again, with the same idempotency key, after the next welcome.
 Each operation is one request awaited on its response. Errors arrive as the
 same :class:`~talkjs_components.errors.ChatError` classes and codes that the
 in-process transport raises, rebuilt from the server's error frames.
+
+The server URL may list several nodes of one installation, separated by
+commas. A connect tries them in turn until one sends its welcome, so a
+session moves to another node when its node stops. The session then replays
+what it missed from the shared event log, as after any reconnect.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
@@ -26,7 +33,7 @@ from websockets.asyncio.client import connect as open_websocket
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from .. import embedded
-from ..errors import ChatError, ConnectionRejected, InvalidInput
+from ..errors import AuthError, ChatError, ConnectionRejected, InvalidInput
 from ..models import (
     ChatEvent,
     Conversation,
@@ -105,10 +112,66 @@ def realtime_url(server_url: str, app_id: str) -> str:
     """Return the realtime endpoint of ``app_id`` on the chat server at ``server_url``.
 
     Raises:
-        InvalidInput: ``server_url`` is not a valid chat server URL.
+        InvalidInput: ``server_url`` is not a valid chat server URL, or it
+            lists several servers.
     """
-    base = embedded.normalize_server_url(server_url)
-    return base + REALTIME_PATH.format(appId=quote(app_id, safe=""))
+    bases = embedded.server_urls(server_url)
+    if len(bases) != 1:
+        raise InvalidInput(
+            f"realtime_url takes one chat server URL, not the list {server_url!r}: "
+            "call it once per server"
+        )
+    return bases[0] + REALTIME_PATH.format(appId=quote(app_id, safe=""))
+
+
+class _ServerOrder:
+    """The order in which transports try the servers of one server list.
+
+    A server that sends its welcome moves to the front, so it is tried first
+    next time. A server that fails a connection attempt, or drops a
+    connection after its welcome, moves to the back, so the others are tried
+    before it, in their order. Every transport of this process with the same
+    list shares one order, so a new session skips the servers that other
+    sessions found down instead of waiting for each to fail again.
+    """
+
+    def __init__(self, urls: Sequence[str]) -> None:
+        self._urls = list(urls)
+        # Transports of one list can run on event loops in different threads.
+        self._lock = threading.Lock()
+
+    def current(self) -> list[str]:
+        """Return the servers in the order to try them now."""
+        with self._lock:
+            return list(self._urls)
+
+    def mark_working(self, url: str) -> None:
+        """Move ``url`` to the front: it sent its welcome."""
+        with self._lock:
+            self._urls.remove(url)
+            self._urls.insert(0, url)
+
+    def mark_failed(self, url: str) -> None:
+        """Move ``url`` to the back: it failed a connection attempt, or dropped a connection."""
+        with self._lock:
+            self._urls.remove(url)
+            self._urls.append(url)
+
+
+# Keyed by the normalized list as given; an order lives while a transport uses it.
+_server_orders: weakref.WeakValueDictionary[tuple[str, ...], _ServerOrder] = (
+    weakref.WeakValueDictionary()
+)
+_server_orders_lock = threading.Lock()
+
+
+def _shared_order(urls: tuple[str, ...]) -> _ServerOrder:
+    with _server_orders_lock:
+        order = _server_orders.get(urls)
+        if order is None:
+            order = _ServerOrder(urls)
+            _server_orders[urls] = order
+        return order
 
 
 class _Link:
@@ -116,10 +179,13 @@ class _Link:
 
     def __init__(
         self,
+        server_url: str,
         websocket: ClientConnection,
         on_event: Callable[[ChatEvent], None],
         on_disconnect: Callable[[ChatError], None] | None,
     ) -> None:
+        self.server_url = server_url
+        """The websocket base URL of the server this connection goes to."""
         self.websocket = websocket
         self.on_event = on_event
         self.on_disconnect = on_disconnect
@@ -168,8 +234,11 @@ class WebSocketTransport:
 
     Args:
         server_url: The server's URL: ``ws://``, ``wss://``, ``http://`` or
-            ``https://``, with an optional path prefix.
-        open_timeout: Seconds to open the TCP connection and the websocket.
+            ``https://``, with an optional path prefix. Several nodes of one
+            installation (one database and broker) are listed separated by
+            commas.
+        open_timeout: Seconds to open the TCP connection and the websocket,
+            per server tried.
         max_message_bytes: Largest frame accepted from the server, in bytes.
         handshake_timeout: Seconds from the hello to the welcome.
 
@@ -180,8 +249,14 @@ class WebSocketTransport:
     Any other request without a response fails with ``ChatError`` code
     ``connection_lost``, because the server may have run it.
 
+    With several servers, each connect tries them in turn until one sends
+    its welcome: first the server that worked last, and a server whose
+    connection dropped or that failed an attempt only after the others (see
+    ``_ServerOrder``). Rejected credentials and other refusals that every node
+    would repeat end the connect at once, without trying the other servers.
+
     Raises:
-        InvalidInput: ``server_url`` is not a valid chat server URL.
+        InvalidInput: ``server_url`` is not a valid chat server URL or list.
     """
 
     def __init__(
@@ -192,9 +267,10 @@ class WebSocketTransport:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     ) -> None:
-        self.server_url = embedded.normalize_server_url(server_url)
-        """The server's websocket base URL."""
+        self.server_urls: tuple[str, ...] = tuple(embedded.server_urls(server_url))
+        """The servers' websocket base URLs, in the order given."""
 
+        self._order = _shared_order(self.server_urls)
         self._open_timeout = open_timeout
         self._max_message_bytes = max_message_bytes
         self._handshake_timeout = handshake_timeout
@@ -204,7 +280,15 @@ class WebSocketTransport:
         self._responses: dict[str, asyncio.Future[object]] = {}
 
     def __repr__(self) -> str:
-        return f"WebSocketTransport({self.server_url!r})"
+        return f"WebSocketTransport({','.join(self.server_urls)!r})"
+
+    @property
+    def server_url(self) -> str:
+        """The websocket base URL of the server connected to, else of the one to try first."""
+        link = self._link
+        if link is not None and not link.ended:
+            return link.server_url
+        return self._order.current()[0]
 
     @property
     def pending_requests(self) -> int:
@@ -235,20 +319,78 @@ class WebSocketTransport:
         The hello does not ask the server to resume: the session replays
         what it missed with ``events_after``, as it does on every transport.
         Live events may overlap that replay, so a receiver drops a ``seq`` it
-        has handled.
+        has handled. With several servers, they are tried in turn (see the
+        class documentation).
 
         Raises:
             AuthError: The server rejected the credentials or the user,
                 with the code of the check that failed.
+            ConnectionRejected: The server refused the connection for good,
+                for example for an unsupported protocol version.
             ChatError: The server is unreachable (code ``connection_failed``),
-                or the connection dropped before the welcome.
+                or the connection dropped before the welcome. With several
+                servers: every one of them failed so (code
+                ``connection_failed``, and the message names each server).
             InvalidInput: The transport serves another session's user.
         """
         protocol = self._protocol_for(app_id, me.id)
         await self._end_link()
-        url = realtime_url(self.server_url, app_id)
+        candidates = self._order.current()
+        failures: list[str] = []
+        for server_url in candidates:
+            try:
+                user = await self._connect_to(
+                    server_url,
+                    app_id,
+                    protocol,
+                    me,
+                    credentials,
+                    on_event,
+                    sync_me=sync_me,
+                    on_disconnect=on_disconnect,
+                )
+            except (AuthError, ConnectionRejected):
+                # Every node serves the same apps and users, so the others
+                # would reject the session too.
+                raise
+            except ChatError as error:
+                self._order.mark_failed(server_url)
+                if len(candidates) == 1:
+                    raise
+                failures.append(f"{server_url}: {error.message}")
+                logger.debug("chat server %s failed (%s); trying the next", server_url, error)
+                continue
+            self._order.mark_working(server_url)
+            if failures:
+                logger.info(
+                    "connected to the chat server at %s after %d other servers failed: %s",
+                    server_url,
+                    len(failures),
+                    "; ".join(failures),
+                )
+            return user
+        raise ChatError(
+            f"connecting failed on each of the {len(candidates)} chat servers "
+            f"({'; '.join(failures)}): start one of them, or check the server URLs",
+            code="connection_failed",
+        )
+
+    async def _connect_to(
+        self,
+        server_url: str,
+        app_id: str,
+        protocol: ClientProtocol,
+        me: User,
+        credentials: Credentials,
+        on_event: Callable[[ChatEvent], None],
+        *,
+        sync_me: bool,
+        on_disconnect: Callable[[ChatError], None] | None,
+    ) -> User:
+        """Connect to one server and wait for its welcome; see :meth:`connect`."""
+        url = realtime_url(server_url, app_id)
         websocket = await self._open(url)
-        link = _Link(websocket, on_event, on_disconnect)
+        link = _Link(server_url, websocket, on_event, on_disconnect)
         self._link = link
         loop = asyncio.get_running_loop()
         try:
@@ -363,7 +505,7 @@ class WebSocketTransport:
                     protocol.connection_closed(None)
             except Exception:
                 # Counted as a dropped connection, so the session reconnects.
-                logger.exception("reading from the chat server at %s failed", self.server_url)
+                logger.exception("reading from the chat server at %s failed", link.server_url)
                 await link.websocket.close(CloseCode.INTERNAL_ERROR, "client failure")
                 protocol.connection_closed(None)
             else:
@@ -432,9 +574,12 @@ class WebSocketTransport:
         if not link.welcome.done():
             link.welcome.set_exception(error)
             return
+        if not link.silent:
+            # Dropped after its welcome: the next connect tries the other servers first.
+            self._order.mark_failed(link.server_url)
         logger.debug(
             "connection to %s closed with code %d (%s), policy %s",
-            self.server_url,
+            link.server_url,
             event.code,
             event.reason,
             event.policy.value,

@@ -38,6 +38,7 @@ from ..models import (
 
 __all__ = [
     "DEFAULT_EVENT_RETENTION_MS",
+    "NOTHING_LOGGED",
     "AuthorizeConversation",
     "AuthorizeMessage",
     "ConversationUpsert",
@@ -46,6 +47,7 @@ __all__ = [
     "DeletedMessage",
     "InsertedMessage",
     "LogEvent",
+    "LoggedEvent",
     "NewEvent",
     "NewMessage",
     "ReadPosition",
@@ -91,14 +93,31 @@ class NewEvent(NamedTuple):
     """The users whose ``events_after`` returns the event."""
 
 
+class LoggedEvent(NamedTuple):
+    """An event as the store appended it, with its place in the app's log."""
+
+    event: ChatEvent | None
+    """The event with its ``seq``; ``None`` when ``log_event`` logged nothing."""
+    prev_seq: int | None
+    """``seq`` of the app's event before this one in its log, or 0 for the app's first event.
+
+    The store reads it in the appending transaction, so no other event of the
+    app lies between the two. ``None`` when nothing was logged.
+    """
+
+
+NOTHING_LOGGED = LoggedEvent(None, None)
+"""The :class:`LoggedEvent` of a write whose ``log_event`` returned ``None``."""
+
+
 LogEvent = Callable[[_Change], NewEvent | None]
 """Builds the event of a change inside the write transaction, or ``None`` to log nothing.
 
 It receives the write's result before the commit. The store appends the
 returned event with the next ``seq`` and puts it, with that ``seq``, in the
-result's ``event`` field. Like the ``authorize`` callbacks it runs with the
-write lock held, so it must be pure and fast. If it raises, the whole write
-is rolled back.
+result's ``event`` field, and the app's previous ``seq`` in ``prev_seq``.
+Like the ``authorize`` callbacks it runs with the write lock held, so it
+must be pure and fast. If it raises, the whole write is rolled back.
 """
 
 
@@ -115,6 +134,8 @@ class ReadPosition(NamedTuple):
     """The conversation with its participants, read in the same transaction."""
     event: ChatEvent | None = None
     """The event ``log_event`` built, with its ``seq``; ``None`` when it logged nothing."""
+    prev_seq: int | None = None
+    """``seq`` of the app's event before ``event`` (0 for the first); ``None`` with no event."""
 
 
 class ConversationUpsert(NamedTuple):
@@ -127,6 +148,8 @@ class ConversationUpsert(NamedTuple):
     """Whether the stored conversation differs from before (always true when created)."""
     event: ChatEvent | None = None
     """The event ``log_event`` built, with its ``seq``; ``None`` when it logged nothing."""
+    prev_seq: int | None = None
+    """``seq`` of the app's event before ``event`` (0 for the first); ``None`` with no event."""
 
 
 class RemovedParticipant(NamedTuple):
@@ -136,6 +159,8 @@ class RemovedParticipant(NamedTuple):
     """The conversation as stored after the removal."""
     event: ChatEvent | None = None
     """The event ``log_event`` built, with its ``seq``; ``None`` when it logged nothing."""
+    prev_seq: int | None = None
+    """``seq`` of the app's event before ``event`` (0 for the first); ``None`` with no event."""
 
 
 class DeletedConversation(NamedTuple):
@@ -145,6 +170,8 @@ class DeletedConversation(NamedTuple):
     """The conversation with its participants as stored before the deletion."""
     event: ChatEvent | None = None
     """The event ``log_event`` built, with its ``seq``; ``None`` when it logged nothing."""
+    prev_seq: int | None = None
+    """``seq`` of the app's event before ``event`` (0 for the first); ``None`` with no event."""
 
 
 class InsertedMessage(NamedTuple):
@@ -159,6 +186,8 @@ class InsertedMessage(NamedTuple):
     """The sender's stored user; ``None`` for system messages and unknown senders."""
     event: ChatEvent | None = None
     """The event ``log_event`` built, with its ``seq``; ``None`` when it logged nothing."""
+    prev_seq: int | None = None
+    """``seq`` of the app's event before ``event`` (0 for the first); ``None`` with no event."""
 
 
 class UpdatedMessage(NamedTuple):
@@ -172,6 +201,8 @@ class UpdatedMessage(NamedTuple):
     """Whether the text or ``custom`` changed; when false nothing was written."""
     event: ChatEvent | None = None
     """The event ``log_event`` built, with its ``seq``; ``None`` when it logged nothing."""
+    prev_seq: int | None = None
+    """``seq`` of the app's event before ``event`` (0 for the first); ``None`` with no event."""
 
 
 class DeletedMessage(NamedTuple):
@@ -183,6 +214,8 @@ class DeletedMessage(NamedTuple):
     """The conversation with its participants at commit time, after the deletion."""
     event: ChatEvent | None = None
     """The event ``log_event`` built, with its ``seq``; ``None`` when it logged nothing."""
+    prev_seq: int | None = None
+    """``seq`` of the app's event before ``event`` (0 for the first); ``None`` with no event."""
 
 
 class ConversationWithLastMessage(NamedTuple):
@@ -421,6 +454,21 @@ class Store(Protocol):
                 event after ``after_seq`` (they were pruned), or when
                 ``after_seq`` is beyond the log's end (the log was reset).
         """
+
+    async def app_events_after(self, after_seq: int, *, limit: int) -> EventsPage:
+        """Return up to ``limit`` of the app's logged events after ``after_seq``, oldest first.
+
+        Unlike ``events_after``, the events of every recipient are returned,
+        each once. A service reads them to fill a gap in what its broker
+        delivered. When ``has_more`` is false, ``next_after_seq`` is the app's
+        latest event ``seq``.
+
+        Raises:
+            ChatError: code ``resume_gap`` in the cases of ``events_after``.
+        """
+
+    async def latest_event_seq(self) -> int:
+        """Return the ``seq`` of the app's latest logged event; 0 when the app has none."""
 
     async def get_unreads_snapshot(self, user_id: str) -> UnreadsSnapshot:
         """Return the user's unreads, read positions and the app's latest event ``seq``.

@@ -67,6 +67,7 @@ from ..models import (
 )
 from . import (
     DEFAULT_EVENT_RETENTION_MS,
+    NOTHING_LOGGED,
     AuthorizeConversation,
     AuthorizeMessage,
     ConversationUpsert,
@@ -75,6 +76,7 @@ from . import (
     DeletedMessage,
     InsertedMessage,
     LogEvent,
+    LoggedEvent,
     NewEvent,
     NewMessage,
     ReadPosition,
@@ -679,6 +681,20 @@ class SQLiteStore:
             "list events", lambda db: db.events_after(user_id, after_seq, limit)
         )
 
+    async def app_events_after(self, after_seq: int, *, limit: int) -> EventsPage:
+        """Return up to ``limit`` of the app's logged events after ``after_seq``, oldest first.
+
+        Reads one range of the ``events_by_app`` index in one read transaction.
+
+        Raises:
+            ChatError: code ``resume_gap`` in the cases of ``events_after``.
+        """
+        return await self._read("list app events", lambda db: db.app_events_after(after_seq, limit))
+
+    async def latest_event_seq(self) -> int:
+        """Return the ``seq`` of the app's latest logged event; 0 when the app has none."""
+        return await self._read("read latest event seq", lambda db: db.latest_event_seq())
+
     async def get_unreads_snapshot(self, user_id: str) -> UnreadsSnapshot:
         """Return the user's unreads with their read positions and the app's latest event ``seq``.
 
@@ -982,7 +998,7 @@ class _Database:
             self._upsert_participants(conversation_id, participants)
         stored = self.require_conversation(conversation_id)
         result = ConversationUpsert(stored, created=existing is None, changed=stored != existing)
-        return result._replace(event=self.log(result, log_event))
+        return result._replace(**self.log(result, log_event)._asdict())
 
     def _upsert_participants(
         self, conversation_id: str, participants: Mapping[str, Participation]
@@ -1048,7 +1064,7 @@ class _Database:
                 f"user '{user_id}' is not a participant of conversation '{conversation_id}'"
             )
         updated = self.require_conversation(conversation_id)
-        return RemovedParticipant(updated, self.log(updated, log_event))
+        return RemovedParticipant(updated, *self.log(updated, log_event))
 
     def delete_conversation(
         self,
@@ -1065,7 +1081,7 @@ class _Database:
         self.execute(
             "DELETE FROM conversations WHERE app_id = ? AND id = ?", self.app_id, conversation_id
         )
-        return DeletedConversation(existing, self.log(existing, log_event))
+        return DeletedConversation(existing, *self.log(existing, log_event))
 
     def list_user_conversations(self, user_id: str) -> list[Conversation]:
         rows = self.query(
@@ -1192,7 +1208,7 @@ class _Database:
             existing = self._find_by_idempotency_key(message)
             if existing is not None:
                 found = InsertedMessage(existing, False, conversation, sender)
-                return found._replace(event=self.log(found, log_event))
+                return found._replace(**self.log(found, log_event)._asdict())
         message_id = new_message_id()
         created_at = now_ms()
         cursor = self.execute(
@@ -1244,7 +1260,7 @@ class _Database:
         )
         updated = conversation.model_copy(update={"last_message_at": created_at})
         inserted = InsertedMessage(stored, True, updated, sender)
-        return inserted._replace(event=self.log(inserted, log_event))
+        return inserted._replace(**self.log(inserted, log_event)._asdict())
 
     def _find_by_idempotency_key(self, message: NewMessage) -> Message | None:
         # The WHERE terms match the expression of messages_by_idempotency_key.
@@ -1296,7 +1312,7 @@ class _Database:
         new_custom = stored.custom if custom is None else merge_custom(stored.custom, custom)
         if new_text == stored.text and new_custom == stored.custom:
             unchanged = UpdatedMessage(stored, conversation, changed=False)
-            return unchanged._replace(event=self.log(unchanged, log_event))
+            return unchanged._replace(**self.log(unchanged, log_event)._asdict())
         # Validated again so that the stored row always satisfies the model's limits.
         updated = Message.model_validate(
             stored.model_dump() | {"text": new_text, "custom": new_custom, "edited_at": edited_at}
@@ -1310,7 +1326,7 @@ class _Database:
             stored.seq,
         )
         result = UpdatedMessage(updated, conversation, changed=True)
-        return result._replace(event=self.log(result, log_event))
+        return result._replace(**self.log(result, log_event)._asdict())
 
     def delete_message(
         self,
@@ -1340,7 +1356,7 @@ class _Database:
             )
         updated = conversation.model_copy(update={"last_message_at": last_message_at})
         deleted = DeletedMessage(stored, updated)
-        return deleted._replace(event=self.log(deleted, log_event))
+        return deleted._replace(**self.log(deleted, log_event)._asdict())
 
     def message_seq(self, conversation_id: str, message_id: str) -> int:
         row = self.query_one(
@@ -1423,7 +1439,7 @@ class _Database:
             moved=moved,
             conversation=conversation,
         )
-        return result._replace(event=self.log(result, log_event))
+        return result._replace(**self.log(result, log_event)._asdict())
 
     def _last_message_at(self, conversation_id: str, seq: int) -> tuple[str | None, int]:
         """Return the id and seq of the last message at or before ``seq``, or ``(None, 0)``."""
@@ -1449,19 +1465,24 @@ class _Database:
 
     # Event log
 
-    def log(self, change: _R, log_event: LogEvent[_R] | None) -> ChatEvent | None:
+    def log(self, change: _R, log_event: LogEvent[_R] | None) -> LoggedEvent:
         """Append the event that ``log_event`` builds from ``change``; return it with its seq."""
         if log_event is None:
-            return None
+            return NOTHING_LOGGED
         new_event = log_event(change)
         if new_event is None:
-            return None
+            return NOTHING_LOGGED
         return self.append_event(new_event)
 
-    def append_event(self, new_event: NewEvent) -> ChatEvent:
+    def append_event(self, new_event: NewEvent) -> LoggedEvent:
         event = new_event.event
         recipients = list(dict.fromkeys(new_event.recipients))
         created_at = now_ms()
+        # The app's latest event is never pruned before a newer one is
+        # appended, so this is the event right before the new one. The write
+        # lock keeps other writers, in other processes too, from appending
+        # in between.
+        prev_seq = self.latest_event_seq()
         cursor = self.execute(
             "INSERT INTO events (app_id, type, created_at, recipients, payload)"
             " VALUES (?, ?, ?, ?, ?)",
@@ -1479,7 +1500,7 @@ class _Database:
             [(self.app_id, user_id, seq) for user_id in recipients],
         )
         self._prune_events(created_at - self.event_retention_ms)
-        return event.model_copy(update={"seq": seq})
+        return LoggedEvent(event.model_copy(update={"seq": seq}), prev_seq)
 
     def _prune_events(self, expired_before: int) -> None:
         """Delete up to ``PRUNE_BATCH`` oldest events of the app created before ``expired_before``.
@@ -1525,12 +1546,43 @@ class _Database:
         )
         return int(row[0]) if row else 0
 
-    def latest_event_seq(self, pruned_through: int) -> int:
-        """Return the app's latest event seq, or ``pruned_through`` when its log is empty."""
+    def latest_event_seq(self, pruned_through: int | None = None) -> int:
+        """Return the app's latest event seq, or how far its log was pruned when it is empty.
+
+        Pass ``pruned_through`` when it was read already in this transaction.
+        """
         row = self.query_one("SELECT max(seq) FROM events WHERE app_id = ?", self.app_id)
-        return int(row[0]) if row and row[0] is not None else pruned_through
+        if row and row[0] is not None:
+            return int(row[0])
+        return self.pruned_through_seq() if pruned_through is None else pruned_through
 
     def events_after(self, user_id: str, after_seq: int, limit: int) -> EventsPage:
+        latest = self.check_resume_position(after_seq)
+        # One extra row shows whether more events follow.
+        rows = self.query(
+            "SELECT e.seq, e.payload FROM event_recipients AS r"
+            " JOIN events AS e ON e.seq = r.seq"
+            " WHERE r.app_id = ? AND r.user_id = ? AND r.seq > ?"
+            " ORDER BY r.seq LIMIT ?",
+            self.app_id,
+            user_id,
+            after_seq,
+            limit + 1,
+        )
+        return _events_page(rows, limit, latest)
+
+    def app_events_after(self, after_seq: int, limit: int) -> EventsPage:
+        latest = self.check_resume_position(after_seq)
+        rows = self.query(
+            "SELECT seq, payload FROM events WHERE app_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            self.app_id,
+            after_seq,
+            limit + 1,
+        )
+        return _events_page(rows, limit, latest)
+
+    def check_resume_position(self, after_seq: int) -> int:
+        """Return the app's latest event seq; raise ``resume_gap`` if the log lost ``after_seq``."""
         pruned_through = self.pruned_through_seq()
         latest = self.latest_event_seq(pruned_through)
         if after_seq < pruned_through:
@@ -1548,21 +1600,7 @@ class _Database:
                 "snapshot's as_of_event_seq",
                 code="resume_gap",
             )
-        # One extra row shows whether more events follow.
-        rows = self.query(
-            "SELECT e.seq, e.payload FROM event_recipients AS r"
-            " JOIN events AS e ON e.seq = r.seq"
-            " WHERE r.app_id = ? AND r.user_id = ? AND r.seq > ?"
-            " ORDER BY r.seq LIMIT ?",
-            self.app_id,
-            user_id,
-            after_seq,
-            limit + 1,
-        )
-        events = [_event_from_row(row) for row in rows[:limit]]
-        has_more = len(rows) > limit
-        next_after_seq = int(rows[limit - 1]["seq"]) if has_more else latest
-        return EventsPage(events=events, has_more=has_more, next_after_seq=next_after_seq)
+        return latest
 
     def get_unreads_snapshot(self, user_id: str) -> UnreadsSnapshot:
         positions = self.query(
@@ -1650,6 +1688,14 @@ def _conversation_from_row(
         created_at=row["created_at"],
         last_message_at=row["last_message_at"],
     )
+
+
+def _events_page(rows: list[sqlite3.Row], limit: int, latest: int) -> EventsPage:
+    """Build a page from up to ``limit + 1`` rows; the extra row shows that more follow."""
+    events = [_event_from_row(row) for row in rows[:limit]]
+    has_more = len(rows) > limit
+    next_after_seq = int(rows[limit - 1]["seq"]) if has_more else latest
+    return EventsPage(events=events, has_more=has_more, next_after_seq=next_after_seq)
 
 
 def _event_from_row(row: sqlite3.Row) -> ChatEvent:

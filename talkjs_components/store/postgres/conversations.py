@@ -207,7 +207,7 @@ async def upsert_conversation(
         await _upsert_participants(tx, conversation_id, participants)
     stored = await require_conversation(tx, conversation_id)
     result = ConversationUpsert(stored, created=existing is None, changed=stored != existing)
-    return result._replace(event=await log(tx, result, log_event))
+    return result._replace(**(await log(tx, result, log_event))._asdict())
 
 
 async def _upsert_participants(
@@ -278,7 +278,7 @@ async def remove_participant(
     if removed is None:
         raise NotFound(f"user '{user_id}' is not a participant of conversation '{conversation_id}'")
     updated = await require_conversation(tx, conversation_id)
-    return RemovedParticipant(updated, await log(tx, updated, log_event))
+    return RemovedParticipant(updated, *await log(tx, updated, log_event))
 
 
 async def delete_conversation(
@@ -296,7 +296,7 @@ async def delete_conversation(
     await tx.connection.execute(
         "DELETE FROM conversations WHERE app_id = $1 AND id = $2", tx.app_id, conversation_id
     )
-    return DeletedConversation(existing, await log(tx, existing, log_event))
+    return DeletedConversation(existing, *await log(tx, existing, log_event))
 
 
 async def list_user_conversations(tx: Transaction, user_id: str) -> list[Conversation]:

@@ -14,13 +14,22 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+import asyncpg
+
 from ...errors import ChatError
-from ...models import ChatEvent, EventsPage, now_ms
-from .. import LogEvent, NewEvent
+from ...models import EventsPage, now_ms
+from .. import NOTHING_LOGGED, LogEvent, LoggedEvent, NewEvent
 from .rows import event_from_row
 from .transaction import Transaction
 
-__all__ = ["PRUNE_BATCH", "append_event", "events_after", "latest_event_seq", "log"]
+__all__ = [
+    "PRUNE_BATCH",
+    "app_events_after",
+    "append_event",
+    "events_after",
+    "latest_event_seq",
+    "log",
+]
 
 PRUNE_BATCH = 2
 """Maximum number of expired events each logged write deletes, as in the SQLite store.
@@ -33,17 +42,17 @@ short.
 _R = TypeVar("_R")
 
 
-async def log(tx: Transaction, change: _R, log_event: LogEvent[_R] | None) -> ChatEvent | None:
+async def log(tx: Transaction, change: _R, log_event: LogEvent[_R] | None) -> LoggedEvent:
     """Append the event that ``log_event`` builds from ``change``; return it with its seq."""
     if log_event is None:
-        return None
+        return NOTHING_LOGGED
     new_event = log_event(change)
     if new_event is None:
-        return None
+        return NOTHING_LOGGED
     return await append_event(tx, new_event)
 
 
-async def append_event(tx: Transaction, new_event: NewEvent) -> ChatEvent:
+async def append_event(tx: Transaction, new_event: NewEvent) -> LoggedEvent:
     event = new_event.event
     recipients = list(dict.fromkeys(new_event.recipients))
     created_at = now_ms()
@@ -74,7 +83,10 @@ async def append_event(tx: Transaction, new_event: NewEvent) -> ChatEvent:
     )
     await _prune_events(tx, created_at - tx.event_retention_ms)
     tx.on_event_appended(seq)
-    return event.model_copy(update={"seq": seq})
+
+    # The counter row gives an app's events consecutive numbers (a rolled
+    # back append rolls the counter back too), so the previous event is seq - 1.
+    return LoggedEvent(event.model_copy(update={"seq": seq}), seq - 1)
 
 
 async def _prune_events(tx: Transaction, expired_before: int) -> None:
@@ -134,6 +146,35 @@ async def events_after(tx: Transaction, user_id: str, after_seq: int, limit: int
     In one snapshot, the events read and ``last_seq`` agree: every event up
     to ``last_seq`` has committed, so ``next_after_seq`` skips nothing.
     """
+    latest = await _check_resume_position(tx, after_seq)
+    # One extra row shows whether more events follow.
+    rows = await tx.connection.fetch(
+        "SELECT e.seq, e.payload FROM event_recipients AS r"
+        " JOIN events AS e ON e.app_id = r.app_id AND e.seq = r.seq"
+        " WHERE r.app_id = $1 AND r.user_id = $2 AND r.seq > $3"
+        " ORDER BY r.seq LIMIT $4",
+        tx.app_id,
+        user_id,
+        after_seq,
+        limit + 1,
+    )
+    return _events_page(rows, limit, latest)
+
+
+async def app_events_after(tx: Transaction, after_seq: int, limit: int) -> EventsPage:
+    """Read a page of the app's events, all recipients; run it in one REPEATABLE READ snapshot."""
+    latest = await _check_resume_position(tx, after_seq)
+    rows = await tx.connection.fetch(
+        "SELECT seq, payload FROM events WHERE app_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        tx.app_id,
+        after_seq,
+        limit + 1,
+    )
+    return _events_page(rows, limit, latest)
+
+
+async def _check_resume_position(tx: Transaction, after_seq: int) -> int:
+    """Return the app's latest event seq, or raise ``resume_gap`` for a position not in the log."""
     latest, pruned_through = await latest_event_seq(tx)
     if after_seq < pruned_through:
         raise ChatError(
@@ -150,17 +191,11 @@ async def events_after(tx: Transaction, user_id: str, after_seq: int, limit: int
             "snapshot's as_of_event_seq",
             code="resume_gap",
         )
-    # One extra row shows whether more events follow.
-    rows = await tx.connection.fetch(
-        "SELECT e.seq, e.payload FROM event_recipients AS r"
-        " JOIN events AS e ON e.app_id = r.app_id AND e.seq = r.seq"
-        " WHERE r.app_id = $1 AND r.user_id = $2 AND r.seq > $3"
-        " ORDER BY r.seq LIMIT $4",
-        tx.app_id,
-        user_id,
-        after_seq,
-        limit + 1,
-    )
+    return latest
+
+
+def _events_page(rows: list[asyncpg.Record], limit: int, latest: int) -> EventsPage:
+    """Build a page from up to ``limit + 1`` rows; the extra row shows that more follow."""
     events = [event_from_row(row) for row in rows[:limit]]
     has_more = len(rows) > limit
     next_after_seq = int(rows[limit - 1]["seq"]) if has_more else latest

@@ -76,7 +76,7 @@ async def insert_message(
         existing = await _find_by_idempotency_key(tx, message)
         if existing is not None:
             found = InsertedMessage(existing, False, conversation, sender)
-            return found._replace(event=await log(tx, found, log_event))
+            return found._replace(**(await log(tx, found, log_event))._asdict())
 
     message_id = new_message_id()
     created_at = now_ms()
@@ -116,7 +116,7 @@ async def insert_message(
                 "send again"
             )
         found = InsertedMessage(existing, False, conversation, sender)
-        return found._replace(event=await log(tx, found, log_event))
+        return found._replace(**(await log(tx, found, log_event))._asdict())
 
     await tx.connection.execute(
         "UPDATE conversations SET last_message_at = $3 WHERE app_id = $1 AND id = $2",
@@ -147,7 +147,7 @@ async def insert_message(
     )
     updated = conversation.model_copy(update={"last_message_at": created_at})
     inserted = InsertedMessage(stored, True, updated, sender)
-    return inserted._replace(event=await log(tx, inserted, log_event))
+    return inserted._replace(**(await log(tx, inserted, log_event))._asdict())
 
 
 async def _find_by_idempotency_key(tx: Transaction, message: NewMessage) -> Message | None:
@@ -210,7 +210,7 @@ async def update_message(
     new_custom = stored.custom if custom is None else merge_custom(stored.custom, custom)
     if new_text == stored.text and new_custom == stored.custom:
         unchanged = UpdatedMessage(stored, conversation, changed=False)
-        return unchanged._replace(event=await log(tx, unchanged, log_event))
+        return unchanged._replace(**(await log(tx, unchanged, log_event))._asdict())
     # Validated again so that the stored row always satisfies the model's limits.
     updated = Message.model_validate(
         stored.model_dump() | {"text": new_text, "custom": new_custom, "edited_at": edited_at}
@@ -224,7 +224,7 @@ async def update_message(
         updated.edited_at,
     )
     result = UpdatedMessage(updated, conversation, changed=True)
-    return result._replace(event=await log(tx, result, log_event))
+    return result._replace(**(await log(tx, result, log_event))._asdict())
 
 
 async def delete_message(
@@ -256,7 +256,7 @@ async def delete_message(
         )
     updated = conversation.model_copy(update={"last_message_at": last_message_at})
     deleted = DeletedMessage(stored, updated)
-    return deleted._replace(event=await log(tx, deleted, log_event))
+    return deleted._replace(**(await log(tx, deleted, log_event))._asdict())
 
 
 async def _message_seq(tx: Transaction, conversation_id: str, message_id: str) -> int:
@@ -342,7 +342,7 @@ async def mark_read(
         moved=moved,
         conversation=conversation,
     )
-    return result._replace(event=await log(tx, result, log_event))
+    return result._replace(**(await log(tx, result, log_event))._asdict())
 
 
 async def _last_message_at(

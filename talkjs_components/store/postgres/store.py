@@ -458,6 +458,25 @@ class PostgresStore:
             "list events", lambda tx: events.events_after(tx, user_id, after_seq, limit)
         )
 
+    async def app_events_after(self, after_seq: int, *, limit: int) -> EventsPage:
+        """Return up to ``limit`` of the app's logged events after ``after_seq``, oldest first.
+
+        Reads one range of the ``events`` primary key in one REPEATABLE READ snapshot.
+
+        Raises:
+            ChatError: code ``resume_gap`` in the cases of ``events_after``.
+        """
+        return await self._read(
+            "list app events", lambda tx: events.app_events_after(tx, after_seq, limit)
+        )
+
+    async def latest_event_seq(self) -> int:
+        """Return the ``seq`` of the app's latest logged event; 0 when the app has none."""
+        latest, _ = await self._read(
+            "read latest event seq", lambda tx: events.latest_event_seq(tx)
+        )
+        return latest
+
     async def get_unreads_snapshot(self, user_id: str) -> UnreadsSnapshot:
         """Return the user's unreads, read positions and the app's latest event ``seq``.
 
@@ -526,7 +545,8 @@ class PostgresStore:
     # until this store has returned every smaller seq it appended. Those
     # writes have committed already (they held the app's event_log row lock
     # first), so the wait is for their coroutines to resume. Writes through
-    # other stores or processes are not ordered with these.
+    # other stores or processes are not ordered with these; the services
+    # that receive their events put them in order with prev_seq.
 
     def _hold_release(self, appended: list[tuple[int, asyncio.Future[None]]], seq: int) -> None:
         future = asyncio.get_running_loop().create_future()
