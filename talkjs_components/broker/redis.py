@@ -21,7 +21,6 @@ import random
 import re
 import uuid
 from collections.abc import Callable
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as redis
 from redis.asyncio.client import PubSub
@@ -30,6 +29,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ..errors import BrokerError, InvalidInput
+from ..redaction import redact_url
 from .redis_presence import RedisPresenceTracker
 
 __all__ = ["RedisBroker", "RedisSubscription", "describe_url"]
@@ -597,14 +597,5 @@ def _describe_error(error: BaseException) -> str:
 
 
 def describe_url(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    """Return ``url`` with its credentials masked, for messages and logs."""
+    return redact_url(url)

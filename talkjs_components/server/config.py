@@ -41,13 +41,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..auth import App, generate_secret_key
 from ..errors import InvalidInput
 from ..models import MAX_ID_LENGTH
+from ..redaction import redact_url
 from ..store.urls import is_postgres_url
 from .rate_limit import RateLimit
 
@@ -109,9 +109,6 @@ DEFAULT_BROKER_PREFIX = "talkjs"
 """Start of the broker's names in Redis, so that several installations can share one Redis."""
 
 _BROKER_SCHEMES = ("memory", "redis", "rediss")
-
-# Query parameters whose values are credentials, masked by redact_url.
-_SECRET_PARAMETERS = frozenset({"password", "passwd", "sslpassword"})
 
 _URL_UNSAFE_ID = re.compile(r"[\x00-\x1f/\\\s]")
 
@@ -293,48 +290,6 @@ def parse_broker_url(value: str) -> str:
             "process, or redis://HOST:6379 (rediss:// with TLS) to share events between nodes"
         )
     return value
-
-
-def redact_url(url: str) -> str:
-    """Return ``url`` with its password, and any ``password`` query parameter, replaced by ``***``.
-
-    Database and broker URLs can carry credentials in both places; what this
-    returns is safe for logs and error messages. A value that is not a URL is
-    returned unchanged.
-    """
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-        hostname = parts.hostname
-        port = parts.port
-    except ValueError:
-        # An invalid port or bracketed host: show no part of the text after the scheme.
-        scheme, separator, _ = url.partition("://")
-        return f"{scheme}://***" if separator else url
-    if password is None and not _has_secret_parameter(parts.query):
-        return url
-    netloc = parts.netloc
-    if password is not None:
-        host = hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        if port is not None:
-            host += f":{port}"
-        user = quote(parts.username or "", safe="")
-        netloc = f"{user}:***@{host}"
-    query = parts.query
-    if _has_secret_parameter(query):
-        masked = [
-            (name, "***" if name.lower() in _SECRET_PARAMETERS else value)
-            for name, value in parse_qsl(query, keep_blank_values=True)
-        ]
-        query = urlencode(masked, safe="*")
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
-
-
-def _has_secret_parameter(query: str) -> bool:
-    pairs = parse_qsl(query, keep_blank_values=True)
-    return any(name.lower() in _SECRET_PARAMETERS for name, _ in pairs)
 
 
 def describe_database(database: Path | str) -> str:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from ...errors import StorageError
+from ...redaction import redact_url
 
 __all__ = [
     "DRIVER_ERRORS",
@@ -61,15 +61,8 @@ class Connection(Protocol):
 
 
 def describe_url(url: str) -> str:
-    """Return ``url`` without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host += f":{parts.port}"
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    """Return ``url`` with its credentials masked, for messages and logs."""
+    return redact_url(url)
 
 
 async def connect(url: str, *, timeout: float = 10.0) -> asyncpg.Connection[asyncpg.Record]:
