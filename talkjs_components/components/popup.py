@@ -244,6 +244,7 @@ def _ActivePopup(session: TalkSession, props: _PopupProps) -> VdomDict:
                 "open": is_open,
                 "keepOpen": props.keep_open,
                 "storageKey": storage_key,
+                "instance": panel_id,
                 "ready": restored,
                 "onRestore": on_restore,
                 "onEscape": lambda _event: user_set_open(False),

@@ -244,14 +244,17 @@ function writeStorage(key, value) {
 // - closes on Escape pressed inside the popup or on the page body (onEscape).
 // - after closing, moves focus that the closed panel took with it to the
 //   launcher, or, without a launcher, back to where it was before opening.
-export function PopupController({ open, keepOpen, storageKey, ready, onRestore, onEscape }) {
+export function PopupController({ open, keepOpen, storageKey, instance, ready, onRestore, onEscape }) {
   const ref = useRef(null);
   const focusBeforeOpen = useRef(null);
   const wasOpen = useRef(open);
 
+  // `instance` changes when Python mounts a new popup state in the same
+  // place. The browser keeps this component mounted then, because ReactPy
+  // sends no keys, so the new state must be told the stored state again.
   useEffect(() => {
     onRestore({ open: readStorage(storageKey) === "1" });
-  }, [storageKey]);
+  }, [storageKey, instance]);
 
   // A layout effect, so the state is stored before the page can unload.
   // Until Python has seen the report, only an open state is stored, because
