@@ -350,7 +350,7 @@ class RedisPresenceTracker:
             self._on_change(update)
 
     async def _resync(self) -> PresenceUpdate:
-        """Replace this node's set with ``_users``; the caller holds ``_lock``."""
+        """Replace this node's set with ``_users``; the caller must have acquired ``_lock``."""
         self._resync_needed = True
         came_online, went_offline = await self._run(_RESYNC, self._ttl_ms, *sorted(self._users))
         self._resync_needed = False

@@ -307,7 +307,7 @@ def _ActiveChatbox(
         last_id = event.get("lastId") if isinstance(event, dict) else None
         shown = cache.get(last_id) if isinstance(last_id, str) else None
         if isinstance(last_id, str) and shown is None:
-            return  # a report about a message the list no longer holds
+            return  # a report about a message the list no longer contains
         try:
             await session.mark_read(seen_id, shown.id if shown is not None else None)
         except ChatError as exc:

@@ -44,21 +44,16 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
-
-from pydantic import TypeAdapter
+from typing import TypeVar
 
 from ..errors import ChatError, InvalidInput, NotFound, StorageError
 from ..models import (
     AccessLevel,
-    ChatEvent,
     Conversation,
     ConversationAttributes,
     EventsPage,
     Message,
-    MessageOrigin,
     MessagesPage,
-    MessageType,
     Participation,
     UnreadConversation,
     UnreadsSnapshot,
@@ -85,6 +80,11 @@ from . import (
     UserConversation,
 )
 from .records import merge_conversation, merge_custom, merge_user, new_message_id
+from .rows import conversation_from_row as _conversation_from_row
+from .rows import event_from_row as _event_from_row
+from .rows import message_from_row
+from .rows import to_json_or_none as _to_json_or_none
+from .rows import user_from_row as _user_from_row
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "new_message_id"]
 
@@ -108,7 +108,6 @@ logger = logging.getLogger("talkjs_components.store")
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
-_EVENT_ADAPTER: TypeAdapter[ChatEvent] = TypeAdapter(ChatEvent)
 
 # The schema of version 1, which every new file starts from before the
 # upgrades in _UPGRADES run. It must not change: files of version 1 exist.
@@ -1652,44 +1651,6 @@ class _Database:
         ]
 
 
-def _to_json_or_none(value: object) -> str | None:
-    return None if value is None else json.dumps(value)
-
-
-def _from_json_or_none(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _user_from_row(row: sqlite3.Row) -> User:
-    return User(
-        id=row["id"],
-        name=row["name"],
-        email=_from_json_or_none(row["email"]),
-        phone=_from_json_or_none(row["phone"]),
-        photo_url=row["photo_url"],
-        role=row["role"],
-        locale=row["locale"],
-        welcome_message=row["welcome_message"],
-        custom=_from_json_or_none(row["custom"]),
-        created_at=row["created_at"],
-    )
-
-
-def _conversation_from_row(
-    row: sqlite3.Row, participants: dict[str, Participation]
-) -> Conversation:
-    return Conversation(
-        id=row["id"],
-        subject=row["subject"],
-        photo_url=row["photo_url"],
-        welcome_messages=_from_json_or_none(row["welcome_messages"]),
-        custom=json.loads(row["custom"]),
-        participants=participants,
-        created_at=row["created_at"],
-        last_message_at=row["last_message_at"],
-    )
-
-
 def _events_page(rows: list[sqlite3.Row], limit: int, latest: int) -> EventsPage:
     """Build a page from up to ``limit + 1`` rows; the extra row shows that more follow."""
     events = [_event_from_row(row) for row in rows[:limit]]
@@ -1698,22 +1659,5 @@ def _events_page(rows: list[sqlite3.Row], limit: int, latest: int) -> EventsPage
     return EventsPage(events=events, has_more=has_more, next_after_seq=next_after_seq)
 
 
-def _event_from_row(row: sqlite3.Row) -> ChatEvent:
-    event = _EVENT_ADAPTER.validate_json(row["payload"])
-    return event.model_copy(update={"seq": int(row["seq"])})
-
-
 def _message_from_row(row: sqlite3.Row) -> Message:
-    return Message(
-        id=row["id"],
-        conversation_id=row["conversation_id"],
-        sender_id=row["sender_id"],
-        text=row["text"],
-        type=MessageType(row["type"]),
-        created_at=row["created_at"],
-        edited_at=row["edited_at"],
-        read_by=sorted(json.loads(row["read_by"])),
-        custom=json.loads(row["custom"]),
-        origin=MessageOrigin(row["origin"]),
-        seq=row["seq"],
-    )
+    return message_from_row(row, json.loads(row["read_by"]))

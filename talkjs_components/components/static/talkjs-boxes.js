@@ -251,7 +251,7 @@ export function PopupController({ open, keepOpen, storageKey, instance, ready, o
 
   // `instance` changes when Python mounts a new popup state in the same
   // place. The browser keeps this component mounted then, because ReactPy
-  // sends no keys, so the new state must be told the stored state again.
+  // sends no keys, so the stored state is reported again to the new one.
   useEffect(() => {
     onRestore({ open: readStorage(storageKey) === "1" });
   }, [storageKey, instance]);
