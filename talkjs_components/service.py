@@ -1664,7 +1664,7 @@ def _check_text_length(text: str) -> str:
             f"message text has {len(text)} characters, over the limit of {MAX_TEXT_LENGTH}: "
             "shorten it or split it into several messages"
         )
-    _reject_nul(text, "message text")
+    _reject_unstorable(text, "message text")
     return text
 
 
@@ -1690,7 +1690,7 @@ def _check_custom(custom: Mapping[str, str] | None) -> dict[str, str]:
             raise InvalidInput(
                 f"custom entry {_shorten(key)} is invalid: keys and values must be strings"
             )
-    _reject_nul(custom, "custom")
+    _reject_unstorable(custom, "custom")
     return dict(custom)
 
 
@@ -1711,7 +1711,7 @@ def _check_custom_update(
                 f"custom entry {_shorten(key)} is invalid: keys must be strings, and values "
                 "strings or None to remove the key"
             )
-    _reject_nul(custom, "custom")
+    _reject_unstorable(custom, "custom")
     return dict(custom)
 
 
@@ -1723,6 +1723,7 @@ def _check_idempotency_key(key: str | None) -> str | None:
             f"idempotency_key {_shorten(key)} is invalid: use a string of 1 to "
             f"{MAX_ID_LENGTH} characters"
         )
+    _reject_unstorable(key, "idempotency_key")
     return key
 
 
@@ -1781,28 +1782,41 @@ def _as_model(model: type[_M], value: object) -> _M:
             it into ``InvalidInput``.
     """
     checked = value if isinstance(value, model) else model.model_validate(value)
-    _reject_nul(checked.model_dump(), model.__name__)
+    _reject_unstorable(checked.model_dump(), model.__name__)
     return checked
 
 
-def _reject_nul(value: object, where: str) -> None:
-    """Raise ``InvalidInput`` when a string in ``value`` contains U+0000.
+def _reject_unstorable(value: object, where: str) -> None:
+    """Raise ``InvalidInput`` when a string in ``value`` contains U+0000 or a lone surrogate.
 
-    PostgreSQL can't store the character and SQLite can, so the service
-    refuses it for every store: data must not depend on the database.
+    PostgreSQL can't store U+0000 and SQLite can, so the service rejects it
+    for every store: data must not depend on the database. A lone surrogate
+    (U+D800 to U+DFFF outside a pair) has no UTF-8 form, so no store, broker
+    or JSON encoder can carry it. Strings that arrive through pydantic models
+    never contain one, but direct Python calls can pass any ``str``.
     """
     if isinstance(value, str):
         if "\x00" in value:
             raise InvalidInput(
                 f"{where} contains the character U+0000 (NUL), which can't be stored: remove it"
             )
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                code_point = ord(value[exc.start])
+                raise InvalidInput(
+                    f"{where} contains the lone surrogate U+{code_point:04X} at index "
+                    f"{exc.start}, which has no UTF-8 form and can't be stored: pass valid "
+                    "Unicode text (decode bytes with errors='replace' if they may be broken)"
+                ) from None
     elif isinstance(value, Mapping):
         for key, item in value.items():
-            _reject_nul(key, where)
-            _reject_nul(item, f"{where}.{key}")
+            _reject_unstorable(key, where)
+            _reject_unstorable(item, f"{where}.{key}")
     elif isinstance(value, list | tuple):
         for item in value:
-            _reject_nul(item, where)
+            _reject_unstorable(item, where)
 
 
 # Next steps for pydantic error types whose message names the limit but not

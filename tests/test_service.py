@@ -712,6 +712,33 @@ async def test_nul_character_rejected_everywhere(chat: ChatService) -> None:
     assert page.messages == []
 
 
+async def test_lone_surrogate_rejected_everywhere(chat: ChatService) -> None:
+    # A lone surrogate has no UTF-8 form: before the check, send_message
+    # failed with a bare UnicodeEncodeError from the store.
+    first = await chat.send_message("alice", "c1", "first")
+    attempts: list[Callable[[], Awaitable[object]]] = [
+        lambda: chat.send_message("alice", "c1", "a\ud800b"),
+        lambda: chat.send_message("alice", "c1", "fine", custom={"k": "v\udfff"}),
+        lambda: chat.send_message("alice", "c1", "fine", custom={"k\ud83d": "v"}),
+        lambda: chat.send_message("alice", "c1", "fine", idempotency_key="key\udc00"),
+        lambda: chat.edit_message("alice", "c1", first.id, text="e\ud800"),
+        lambda: chat.edit_message("alice", "c1", first.id, custom={"k": "\ud800"}),
+    ]
+    for number, attempt in enumerate(attempts):
+        with pytest.raises(InvalidInput, match="lone surrogate U\\+D[89A-F][0-9A-F]{2}"):
+            await attempt()
+            pytest.fail(f"attempt {number} was accepted")
+    page = await chat.list_messages("alice", "c1")
+    assert [message.text for message in page.messages] == ["first"]
+    assert page.messages[0].custom == {}
+
+
+async def test_valid_surrogate_pair_accepted(chat: ChatService) -> None:
+    message = await chat.send_message("alice", "c1", "smile \U0001f600", custom={"k": "\U0001f600"})
+
+    assert message.text == "smile \U0001f600"
+
+
 async def test_invalid_custom_rejected(chat: ChatService) -> None:
     custom = {f"key{number}": "x" for number in range(101)}
 
