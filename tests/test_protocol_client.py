@@ -17,14 +17,19 @@ from talkjs_components.errors import (
 )
 from talkjs_components.models import (
     AccessLevel,
+    ChatEvent,
     Conversation,
     ConversationAttributes,
     ConversationUpdated,
     EventsPage,
     Message,
+    MessageDeleted,
+    MessageEdited,
     MessageSent,
     MessagesPage,
+    MessagesRead,
     Participation,
+    PresenceChanged,
     TypingChanged,
     UnreadConversation,
     UnreadsSnapshot,
@@ -39,6 +44,7 @@ from talkjs_components.protocol import (
     DeleteMessage,
     Disconnected,
     EditMessage,
+    EventFrameEncoder,
     EventReceived,
     EventsAfter,
     GetConversation,
@@ -68,6 +74,8 @@ from talkjs_components.protocol import (
     SyncUser,
     WireCredentials,
 )
+from talkjs_components.protocol.codec import decode_server_frame, encode_event_frame, encode_frame
+from talkjs_components.protocol.frames import EventFrame
 from talkjs_components.protocol.requests import REQUEST_TYPES
 
 from .test_protocol import APP_ID, T0, Link, frames_of
@@ -565,6 +573,74 @@ def test_send_event_before_accept_is_invalid() -> None:
         InvalidState, match="cannot send a conversation_updated event in state awaiting_hello"
     ):
         server.send_event(stored_event(3))
+
+
+EVERY_EVENT_TYPE: list[ChatEvent] = [
+    MessageSent(
+        conversation=CONVERSATION,
+        message=MESSAGE.model_copy(update={"text": "h\u00e9 \u05e9\u05dc\u05d5\u05dd \U0001f600"}),
+        sender=User(id="alice", name="Ali\u00e7e"),
+        seq=4,
+    ),
+    stored_event(5),
+    MessagesRead(
+        conversation=CONVERSATION,
+        user_id="bob",
+        last_read_message_id="m1",
+        last_read_seq=3,
+        unread_message_count=0,
+        seq=6,
+    ),
+    MessageEdited(conversation=CONVERSATION, message=MESSAGE, seq=7),
+    MessageDeleted(conversation=CONVERSATION, message_id="m1", message_seq=3, seq=8),
+    TYPING,
+    PresenceChanged(conversation=CONVERSATION, user_id="bob", online=True),
+]
+
+
+@pytest.mark.parametrize("event", EVERY_EVENT_TYPE, ids=lambda event: event.type)
+def test_event_frame_encodings_agree(event: ChatEvent) -> None:
+    fast = encode_event_frame(event)
+    generic = encode_frame(EventFrame(event=event))
+
+    assert json.loads(fast) == json.loads(generic)
+    assert decode_server_frame(fast) == EventFrame(event=event)
+
+
+def test_shared_encoder_encodes_event_once() -> None:
+    encoder = EventFrameEncoder()
+    servers = [ServerProtocol(T0, event_encoder=encoder) for _ in range(3)]
+    for server in servers:
+        server.receive_text(
+            json.dumps({"type": "hello", "versions": [1], "appId": "app", "userId": "alice"}), T0
+        )
+        server.events_received()
+        server.accept(User(id="alice"), latest_seq=0)
+        server.frames_to_send()
+    first = stored_event(1)
+
+    for server in servers:
+        server.send_event(first)
+    sent = [server.frames_to_send() for server in servers]
+
+    # The same str object: encoded once, not three times.
+    assert sent[0][0] is sent[1][0]
+    assert sent[1][0] is sent[2][0]
+    assert json.loads(sent[0][0])["event"]["seq"] == 1
+
+
+def test_shared_encoder_never_reuses_other_event() -> None:
+    encoder = EventFrameEncoder()
+    first = stored_event(1)
+    equal_copy = stored_event(1)
+    edited = MessageEdited(
+        conversation=CONVERSATION, message=MESSAGE.model_copy(update={"text": "new"}), seq=2
+    )
+
+    texts = [encoder.encode(event) for event in (first, edited, equal_copy, first)]
+
+    assert [json.loads(text)["event"]["seq"] for text in texts] == [1, 2, 1, 1]
+    assert json.loads(texts[1])["event"]["message"]["text"] == "new"
 
 
 def test_next_hello_resumes_after_last_seen_event() -> None:

@@ -19,6 +19,7 @@ from .client import (
     ResponseReceived,
 )
 from .close_codes import Close, CloseCode, ReconnectPolicy, reconnect_policy
+from .codec import EventFrameEncoder
 from .errors import ErrorCode, InvalidRequest, InvalidState, ProtocolError
 from .frames import ResumeStatus, WelcomeLimits, WireCredentials
 from .limits import PROTOCOL_VERSION, REALTIME_PATH, SUPPORTED_VERSIONS, ServerLimits
@@ -58,6 +59,7 @@ __all__ = [
     "Disconnected",
     "EditMessage",
     "ErrorCode",
+    "EventFrameEncoder",
     "EventReceived",
     "EventsAfter",
     "GetConversation",

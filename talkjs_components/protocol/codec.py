@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from ..models import ChatEvent
 from .close_codes import CloseCode
 from .errors import ErrorCode, InvalidRequest, ProtocolError
 from .frames import Hello, Ping, Pong, RequestId, ServerFrame
@@ -28,10 +29,12 @@ __all__ = [
     "CLIENT_FRAME_TYPES",
     "SERVER_FRAME_TYPES",
     "ClientFrame",
+    "EventFrameEncoder",
     "RequestFrame",
     "check_frame_size",
     "decode_client_frame",
     "decode_server_frame",
+    "encode_event_frame",
     "encode_frame",
     "encode_request",
     "encode_result",
@@ -80,6 +83,39 @@ def _dumps(data: object) -> str:
 def encode_frame(frame: BaseModel) -> str:
     """Encode a frame model as the JSON text of one websocket text frame."""
     return _dumps(frame.model_dump(mode="json", by_alias=True))
+
+
+def encode_event_frame(event: ChatEvent) -> str:
+    """Encode ``EventFrame(event=event)``, with pydantic's JSON serializer.
+
+    The result decodes to the same frame as ``encode_frame`` gives. It skips
+    the intermediate dictionary, which matters for events that carry a
+    conversation of 1,000 participants.
+    """
+    return '{"type":"event","event":' + event.model_dump_json(by_alias=True) + "}"
+
+
+class EventFrameEncoder:
+    """Encodes event frames, reusing the text while the same event object comes again.
+
+    A ``ChatService`` hands one event object to the listeners of all its
+    recipients in one synchronous pass. Connections that share an encoder
+    therefore encode each event once per fan-out instead of once per
+    connection. Events are frozen models, so an event object's text never
+    changes. The encoder keeps a reference to the last event until the next one arrives.
+    Use one encoder from one thread.
+    """
+
+    def __init__(self) -> None:
+        self._event: ChatEvent | None = None
+        self._text = ""
+
+    def encode(self, event: ChatEvent) -> str:
+        """Return the text of ``EventFrame(event=event)``, encoded once per event object."""
+        if event is not self._event:
+            self._text = encode_event_frame(event)
+            self._event = event
+        return self._text
 
 
 def encode_request(request_id: str, request: RequestBase) -> str:

@@ -26,6 +26,7 @@ from ..errors import AuthError, ChatError, InvalidInput, NotFound, PermissionDen
 from ..models import ChatEvent, User
 from .close_codes import Close, CloseCode
 from .codec import (
+    EventFrameEncoder,
     RequestFrame,
     decode_client_frame,
     encode_frame,
@@ -34,7 +35,6 @@ from .codec import (
 from .errors import ErrorCode, InvalidRequest, InvalidState, ProtocolError, error_kind
 from .frames import (
     ErrorFrame,
-    EventFrame,
     Hello,
     Ping,
     Pong,
@@ -106,6 +106,9 @@ class ServerProtocol:
         now: The time the connection was opened, in monotonic seconds.
         limits: The limits to enforce and announce; the defaults when omitted.
         supported_versions: Protocol versions to accept in a hello.
+        event_encoder: The encoder of event frames. Connections of one
+            endpoint share one, so that a fan-out encodes each event once;
+            a new one when omitted.
 
     After each call, the I/O layer sends :meth:`frames_to_send` in order,
     then performs :meth:`close_to_send` if there is one, handles
@@ -120,8 +123,10 @@ class ServerProtocol:
         limits: ServerLimits | None = None,
         *,
         supported_versions: Sequence[int] = SUPPORTED_VERSIONS,
+        event_encoder: EventFrameEncoder | None = None,
     ) -> None:
         self._limits = limits or ServerLimits()
+        self._event_encoder = event_encoder or EventFrameEncoder()
         self._supported_versions = tuple(supported_versions)
         self._state = ServerState.AWAITING_HELLO
         self._opened_at = now
@@ -418,7 +423,7 @@ class ServerProtocol:
             if event.seq <= self._last_event_seq:
                 return False
             self._last_event_seq = event.seq
-        self._frames.append(encode_frame(EventFrame(event=event)))
+        self._frames.append(self._event_encoder.encode(event))
         return True
 
     def shutdown(self) -> None:
