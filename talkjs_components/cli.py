@@ -350,11 +350,13 @@ def _run_serve(arguments: argparse.Namespace) -> int:
         app.state.realtime,
     )
     logger.info(
-        "server starting on http://%s:%d with database %s and broker %s",
+        "server starting on http://%s:%d with database %s and broker %s; "
+        "realtime permessage-deflate %s",
         arguments.host,
         arguments.port,
         describe_database(config.database),
         redact_url(config.broker),
+        "on" if config.realtime.per_message_deflate else "off",
     )
     with _stop_signals_end_quietly():
         server.run()

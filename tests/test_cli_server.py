@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import pytest
+import websockets
 
 from talkjs_components.auth import MIN_SECRET_KEY_LENGTH
 from talkjs_components.cli import main
@@ -259,6 +260,24 @@ async def test_serve_on_postgres_hides_password(postgres_url: str, tmp_path: Pat
     finally:
         await connection.close()
     assert stored == "Alice"
+
+
+@pytest.mark.parametrize(
+    ("config_text", "deflate"),
+    [("", False), ("[realtime]\nper_message_deflate = true\n", True)],
+    ids=["default-off", "on"],
+)
+async def test_serve_applies_per_message_deflate(
+    tmp_path: Path, config_text: str, deflate: bool
+) -> None:
+    key = "sk_" + "d" * 40
+    with serving_process(tmp_path, {"defl": key}, config_text=config_text) as server:
+        url = server.base_url.replace("http://", "ws://", 1) + "/v1/defl/realtime"
+        async with websockets.connect(url, open_timeout=SOCKET_TIMEOUT) as websocket:
+            assert websocket.response is not None
+            extensions = websocket.response.headers.get("Sec-WebSocket-Extensions", "")
+
+    assert ("permessage-deflate" in extensions) is deflate
 
 
 # migrate

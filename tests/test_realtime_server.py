@@ -375,6 +375,22 @@ async def test_oversized_frame_closes_1009(tmp_path: Path) -> None:
     assert error["code"] == "frame_too_big"
 
 
+@pytest.mark.parametrize("deflate", [False, True], ids=["default-off", "on"])
+async def test_per_message_deflate_follows_setting(tmp_path: Path, deflate: bool) -> None:
+    settings = RealtimeSettings(per_message_deflate=True) if deflate else RealtimeSettings()
+    async with serving_realtime(config_for(tmp_path), realtime=settings) as running:
+        await add_users_and_group(running)
+        # The websockets client offers permessage-deflate by default.
+        async with connect(url_of(running)) as websocket:
+            assert websocket.response is not None
+            extensions = websocket.response.headers.get("Sec-WebSocket-Extensions", "")
+            await websocket.send(hello())
+            welcome = await receive_json(websocket)
+
+    assert welcome["type"] == "welcome"
+    assert ("permessage-deflate" in extensions) is deflate
+
+
 async def test_silent_client_closed_after_handshake_timeout(tmp_path: Path) -> None:
     settings = RealtimeSettings(limits=ServerLimits(handshake_timeout=0.3))
     async with serving_realtime(config_for(tmp_path), realtime=settings) as running:

@@ -12,6 +12,7 @@ import jwt
 import pytest
 
 from talkjs_components.auth import App, create_app_token
+from talkjs_components.protocol import ServerLimits
 from talkjs_components.server.authentication import (
     MAX_APP_TOKEN_LIFETIME,
     AuthFailureLog,
@@ -34,6 +35,7 @@ from talkjs_components.server.config import (
 from talkjs_components.server.errors import ApiError
 from talkjs_components.server.openapi import build_openapi
 from talkjs_components.server.rate_limit import RateLimit, RateLimiter
+from talkjs_components.server.realtime_settings import RealtimeSettings
 from talkjs_components.server.routes import OPERATIONS
 
 KEY = "sk_config_" + "0123456789abcdef" * 3
@@ -198,6 +200,37 @@ def test_config_file_with_limits(tmp_path: Path) -> None:
     assert loaded.settings.rate_limit == RateLimit(requests_per_second=2.5, burst=7)
 
 
+def test_config_file_realtime_section(tmp_path: Path) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text(
+        "[realtime]\nper_message_deflate = true\nmax_queued_bytes = 65536\n"
+        "heartbeat_interval = 5\nidle_timeout = 12.5\nmax_in_flight_requests = 8\n"
+        f'[[apps]]\nid = "one"\nsecret_key = "{KEY}"\n'
+    )
+    config.chmod(0o600)
+
+    realtime = load_server_config(config, environ={}).realtime
+
+    assert realtime.per_message_deflate is True
+    assert realtime.max_queued_bytes == 65536
+    assert realtime.limits.heartbeat_interval == 5.0
+    assert realtime.limits.idle_timeout == 12.5
+    assert realtime.limits.max_in_flight_requests == 8
+    assert realtime.limits.max_frame_bytes == ServerLimits().max_frame_bytes
+    assert realtime.drain_timeout == RealtimeSettings().drain_timeout
+
+
+def test_realtime_defaults_without_section(tmp_path: Path) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text(f'[[apps]]\nid = "one"\nsecret_key = "{KEY}"\n')
+    config.chmod(0o600)
+
+    realtime = load_server_config(config, environ={}).realtime
+
+    assert realtime == RealtimeSettings()
+    assert realtime.per_message_deflate is False
+
+
 def test_environment_overrides_file_key(tmp_path: Path) -> None:
     config = tmp_path / "server.toml"
     config.write_text(f'[[apps]]\nid = "one"\nsecret_key = "{KEY}"\n')
@@ -226,6 +259,18 @@ def test_default_config_file_optional(tmp_path: Path, monkeypatch: pytest.Monkey
         ('[[apps]]\nid = "x"\n', "'apps.0.secret_key' is invalid"),
         ('broker_prefix = "has space"\n', "'broker_prefix' is invalid"),
         ('broker = "amqp://mq"\n', "broker 'amqp://mq' is not supported"),
+        ('[realtime]\nper_message_deflate = "no"\n', "'realtime.per_message_deflate'"),
+        ("[realtime]\nmax_queued_bytes = 1.5\n", "'realtime.max_queued_bytes' is invalid"),
+        ("[realtime]\nheartbeat = 3\n", "'realtime.heartbeat' is invalid"),
+        (
+            "[realtime]\nmax_held_events = 0\n",
+            "[realtime] is invalid: max_held_events must be a positive integer, got 0",
+        ),
+        (
+            "[realtime]\nheartbeat_interval = 90\n",
+            "[realtime] is invalid: idle_timeout (60 s) must be longer than heartbeat_interval",
+        ),
+        ("[realtime]\nclose_timeout = nan\n", "close_timeout must be a positive number"),
     ],
 )
 def test_config_file_errors(tmp_path: Path, text: str, fragment: str) -> None:

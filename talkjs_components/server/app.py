@@ -47,8 +47,10 @@ def create_app(config: ServerConfig, *, realtime: RealtimeSettings | None = None
     :class:`~talkjs_components.server.realtime.RealtimeEndpoint`.
 
     Args:
-        config: The apps, the database, the broker and the REST limits.
-        realtime: Limits of the realtime endpoint; the defaults when omitted.
+        config: The apps, the database, the broker, the REST limits and the
+            realtime settings.
+        realtime: Settings of the realtime endpoint that replace
+            ``config.realtime``.
 
     Raises:
         InvalidInput: the configuration has no app, an app twice, or a
@@ -59,7 +61,7 @@ def create_app(config: ServerConfig, *, realtime: RealtimeSettings | None = None
     broker = broker_from_url(config.broker, prefix=config.broker_prefix)
     host = AppHost(config.apps, config.database, broker)
     rest = RestServer(host, RateLimiter(config.settings.rate_limit))
-    endpoint = RealtimeEndpoint(host, realtime)
+    endpoint = RealtimeEndpoint(host, realtime or config.realtime)
     document = build_openapi(OPERATIONS, version=__version__)
 
     async def health(request: Request) -> Response:

@@ -1,4 +1,4 @@
-"""The server's configuration: its apps, its database, its broker and its REST limits.
+"""The server's configuration: apps, database, broker, REST limits and realtime settings.
 
 Apps come from a TOML config file and from the environment; an app in both
 takes its secret key from the environment. The config file looks like this::
@@ -12,6 +12,10 @@ takes its secret key from the environment. The config file looks like this::
     max_body_bytes = 2097152
     requests_per_second = 50.0
     burst = 100
+
+    [realtime]                           # optional; any key of RealtimeSettings or ServerLimits
+    per_message_deflate = false
+    heartbeat_interval = 20.0
 
     [[apps]]
     id = "my-app"
@@ -47,9 +51,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..auth import App, generate_secret_key
 from ..errors import InvalidInput
 from ..models import MAX_ID_LENGTH
+from ..protocol import ServerLimits
 from ..redaction import redact_url
 from ..store.urls import is_postgres_url
 from .rate_limit import RateLimit
+from .realtime_settings import RealtimeSettings
 
 __all__ = [
     "APPS_VARIABLE",
@@ -149,6 +155,8 @@ class ServerConfig:
     """The broker URL: ``memory://``, or a ``redis://`` URL that can contain a password."""
     broker_prefix: str = DEFAULT_BROKER_PREFIX
     """Start of the broker's channel names; nodes of one installation share it."""
+    realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
+    """Limits, timeouts and compression of the realtime endpoint."""
 
 
 class _AppEntry(BaseModel):
@@ -168,6 +176,44 @@ class _Limits(BaseModel):
     burst: Annotated[int, Field(ge=1)] = RateLimit().burst
 
 
+class _Realtime(BaseModel):
+    """The ``[realtime]`` table: the fields of ``RealtimeSettings`` and ``ServerLimits`` in one.
+
+    Types are checked here and ranges by the two dataclasses, so the limits
+    are stated once. Strict, so that ``per_message_deflate = "no"`` is an
+    error instead of a truthy string.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    per_message_deflate: bool | None = None
+    max_queued_bytes: int | None = None
+    max_held_events: int | None = None
+    replay_page_size: int | None = None
+    drain_timeout: float | None = None
+    close_timeout: float | None = None
+    max_frame_bytes: int | None = None
+    heartbeat_interval: float | None = None
+    idle_timeout: float | None = None
+    handshake_timeout: float | None = None
+    max_in_flight_requests: int | None = None
+
+    def to_settings(self) -> RealtimeSettings:
+        """Build the settings, with the defaults for the keys not given.
+
+        Raises:
+            InvalidInput: a value is out of range, or ``idle_timeout`` is not
+                longer than ``heartbeat_interval``.
+        """
+        set_keys = self.model_dump(exclude_none=True)
+        limit_names = set(ServerLimits.__dataclass_fields__)
+        limits = ServerLimits(
+            **{name: value for name, value in set_keys.items() if name in limit_names}
+        )
+        others = {name: value for name, value in set_keys.items() if name not in limit_names}
+        return RealtimeSettings(limits=limits, **others)
+
+
 class _ConfigFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -175,6 +221,7 @@ class _ConfigFile(BaseModel):
     broker: str | None = None
     broker_prefix: Annotated[str, Field(pattern=r"^\S+$")] = DEFAULT_BROKER_PREFIX
     limits: _Limits = Field(default_factory=_Limits)
+    realtime: _Realtime = Field(default_factory=_Realtime)
     apps: list[_AppEntry] = Field(default_factory=list)
 
 
@@ -185,6 +232,7 @@ class _FileContents:
     settings: ServerSettings
     broker: str | None = None
     broker_prefix: str = DEFAULT_BROKER_PREFIX
+    realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
 
 
 def read_config_file(path: Path) -> _FileContents:
@@ -213,7 +261,13 @@ def read_config_file(path: Path) -> _FileContents:
         max_body_bytes=limits.max_body_bytes,
         rate_limit=RateLimit(limits.requests_per_second, limits.burst),
     )
-    return _FileContents(apps, parsed.database, settings, parsed.broker, parsed.broker_prefix)
+    try:
+        realtime = parsed.realtime.to_settings()
+    except InvalidInput as exc:
+        raise ConfigError(f"config file {path}: [realtime] is invalid: {exc.message}") from exc
+    return _FileContents(
+        apps, parsed.database, settings, parsed.broker, parsed.broker_prefix, realtime
+    )
 
 
 def apps_from_environment(environ: Mapping[str, str]) -> list[App]:
@@ -359,6 +413,7 @@ def load_server_config(
         contents.settings,
         broker=parse_broker_url(chosen_broker),
         broker_prefix=contents.broker_prefix,
+        realtime=contents.realtime,
     )
 
 

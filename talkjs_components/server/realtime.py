@@ -22,7 +22,7 @@ import secrets
 import socket
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
@@ -54,7 +54,6 @@ from ..protocol import (
     Request,
     RequestReceived,
     SendMessage,
-    ServerLimits,
     ServerProtocol,
     ServerState,
     SetTyping,
@@ -64,6 +63,7 @@ from ..protocol import (
 from ..service import ChatService
 from ..subscription import Subscription
 from .hosting import AppHost, HostedApp
+from .realtime_settings import RealtimeSettings
 
 __all__ = [
     "ConnectionStatus",
@@ -73,50 +73,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_MAX_QUEUED_BYTES = 8 * 1024 * 1024
-"""Default limit of one connection's queue of frames to send, in UTF-8 bytes: 8 MiB."""
-
-
-@dataclass(frozen=True)
-class RealtimeSettings:
-    """Limits of the realtime endpoint; docs/protocol.md lists them with their defaults.
-
-    Raises:
-        InvalidInput: A limit is not a positive number.
-    """
-
-    limits: ServerLimits = field(default_factory=ServerLimits)
-    """Per-connection protocol limits, announced in the welcome."""
-
-    max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES
-    """Frames waiting to be sent to one client, in UTF-8 bytes, beyond which it is closed with 4004.
-
-    A frame that finds the queue empty is always accepted, so one large
-    response (a page of long messages) never counts as falling behind.
-    """
-
-    max_held_events: int = 10_000
-    """Live events held while a resume replays; more close the connection with 4004."""
-
-    replay_page_size: int = 500
-    """Stored events read per ``events_after`` call while replaying a resume."""
-
-    drain_timeout: float = 10.0
-    """Seconds shutdown waits for requests in flight before closing connections anyway."""
-
-    close_timeout: float = 5.0
-    """Seconds a connection may take to send its close frame before the server drops it."""
-
-    def __post_init__(self) -> None:
-        for name in ("max_queued_bytes", "max_held_events", "replay_page_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidInput(f"{name} must be a positive integer, got {value!r}")
-        for name in ("drain_timeout", "close_timeout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise InvalidInput(f"{name} must be a positive number of seconds, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -769,6 +725,9 @@ class _Connection:
 class DrainingServer(uvicorn.Server):
     """uvicorn's server, draining the realtime endpoint before uvicorn closes its websockets.
 
+    It sets the config's ``ws_per_message_deflate`` to the endpoint's
+    ``RealtimeSettings.per_message_deflate``.
+
     uvicorn's own shutdown closes every websocket at once with 1012, before
     the app's lifespan ends. This server first stops accepting connections,
     then lets each realtime connection respond to its requests in flight and
@@ -776,6 +735,9 @@ class DrainingServer(uvicorn.Server):
     """
 
     def __init__(self, config: uvicorn.Config, endpoint: RealtimeEndpoint) -> None:
+        # permessage-deflate is negotiated by uvicorn, not by the ASGI app,
+        # so the endpoint's setting has to reach uvicorn's config.
+        config.ws_per_message_deflate = endpoint.settings.per_message_deflate
         super().__init__(config)
         self.endpoint = endpoint
 
