@@ -725,7 +725,7 @@ async def test_lone_surrogate_rejected_everywhere(chat: ChatService) -> None:
         lambda: chat.edit_message("alice", "c1", first.id, custom={"k": "\ud800"}),
     ]
     for number, attempt in enumerate(attempts):
-        with pytest.raises(InvalidInput, match="lone surrogate U\\+D[89A-F][0-9A-F]{2}"):
+        with pytest.raises(InvalidInput, match=r"lone surrogate U\+D[89A-F][0-9A-F]{2}"):
             await attempt()
             pytest.fail(f"attempt {number} was accepted")
     page = await chat.list_messages("alice", "c1")
