@@ -24,11 +24,11 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, Page, Route, async_playwright, expect
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from talkjs_components.rest.models import NewUserMessage
 
@@ -39,8 +39,6 @@ from ..talk_server import SECRET_KEY, TalkServer, create_conversation, create_us
 __all__ = [
     "CHROMIUM_PATH",
     "SETTLE_SECONDS",
-    "UI_PATCHES",
-    "cache_date_formats",
     "chromium_path",
     "measure_ui",
     "seed_history",
@@ -102,50 +100,6 @@ _WATCH_FRAMES = """
 """
 
 
-_FORMATTERS = """
-// Formatters built once: toLocale*String with options builds a new one per call.
-const BENCH_TIME_FORMAT = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
-const BENCH_FULL_FORMAT = new Intl.DateTimeFormat([], {
-  year: "numeric", month: "numeric", day: "numeric",
-  hour: "numeric", minute: "numeric", second: "numeric",
-});
-const BENCH_DAY_FORMAT = new Intl.DateTimeFormat([], {
-  weekday: "long", year: "numeric", month: "long", day: "numeric",
-});
-"""
-
-_CACHED_FORMAT_EDITS = (
-    ("export function DaySeparator(", _FORMATTERS + "export function DaySeparator("),
-    (
-        'date.toLocaleDateString([], { weekday: "long", year: "numeric", month: "long", '
-        'day: "numeric" })',
-        "BENCH_DAY_FORMAT.format(date)",
-    ),
-    (
-        'date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })',
-        "BENCH_TIME_FORMAT.format(date)",
-    ),
-    ("title: date.toLocaleString()", "title: BENCH_FULL_FORMAT.format(date)"),
-)
-
-
-def cache_date_formats(script: str) -> str:
-    """Return the components' script with the timestamp formatters built once per page.
-
-    Raises:
-        ValueError: the script no longer contains a line the prototype rewrites.
-    """
-    for old, new in _CACHED_FORMAT_EDITS:
-        if old not in script:
-            raise ValueError(f"talkjs-components.js no longer contains {old!r}: update the patch")
-        script = script.replace(old, new)
-    return script
-
-
-UI_PATCHES: dict[str, Callable[[str], str]] = {"cached-date-format": cache_date_formats}
-"""Prototype changes of ``talkjs-components.js`` by name, applied as the page loads it."""
-
-
 def chromium_path() -> str:
     """Return the Chromium executable to use."""
     return os.environ.get("CHROMIUM_PATH", CHROMIUM_PATH)
@@ -198,21 +152,9 @@ class _Frames:
         self.sizes.append(len(payload.encode() if isinstance(payload, str) else payload))
 
 
-async def _open_page(
-    browser: Browser, url: str, history: int, frames: _Frames, patches: Sequence[str] = ()
-) -> Page:
+async def _open_page(browser: Browser, url: str, history: int, frames: _Frames) -> Page:
     context = await browser.new_context(viewport={"width": 1000, "height": 800})
     await context.add_init_script(_WATCH_FRAMES)
-    if patches:
-
-        async def rewrite(route: Route) -> None:
-            response = await route.fetch()
-            script = await response.text()
-            for name in patches:
-                script = UI_PATCHES[name](script)
-            await route.fulfill(response=response, body=script)
-
-        await context.route("**/talkjs-components.js", rewrite)
     page = await context.new_page()
     page.on("websocket", lambda socket: socket.on("framereceived", frames.received))
     await page.goto(url)
@@ -230,16 +172,9 @@ async def _open_page(
 
 
 async def measure_ui(
-    server: TalkServer,
-    app_url: str,
-    histories: Sequence[int],
-    rounds: int,
-    patches: Sequence[str] = (),
+    server: TalkServer, app_url: str, histories: Sequence[int], rounds: int
 ) -> dict[str, Any]:
-    """Measure ``rounds`` REST sends per history size; return a summary per size.
-
-    ``patches`` names entries of ``UI_PATCHES`` to apply to the page's script.
-    """
+    """Measure ``rounds`` REST sends per history size; return a summary per size."""
     results: dict[str, Any] = {}
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium_path(), headless=True)
@@ -253,7 +188,6 @@ async def measure_ui(
                     f"{app_url}/?user={VIEWER}&conversation={conversation_id}",
                     history,
                     frames,
-                    patches,
                 )
                 try:
                     results[str(history)] = await _rounds(

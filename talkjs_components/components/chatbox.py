@@ -228,7 +228,7 @@ def _ActiveChatbox(
                     cache.add_users({event.sender.id: event.sender})
                 cache.upsert(event.message)
             elif isinstance(event, MessagesRead):
-                cache.mark_read(event.user_id, event.last_read_seq)
+                cache.mark_read(event.user_id, event.last_read_seq, viewer_id=session.me.id)
             elif isinstance(event, MessageEdited):
                 cache.upsert(event.message)
             elif isinstance(event, MessageDeleted):

@@ -287,6 +287,7 @@ def _message_row(
     meta.append(Timestamp({"ms": message.created_at}))
     if message.edited_at is not None:
         meta.append(html.span({"className": "tjs-message__edited"}, text("edited")))
+    # Only own messages may depend on read_by: MessageCache.mark_read re-renders only their blocks.
     if own:
         meta.append(html.span({"className": "tjs-message__receipt"}, _receipt(message, context)))
     content: list[Any] = [html.div({"className": "tjs-message__meta"}, *meta)]

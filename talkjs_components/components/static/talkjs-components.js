@@ -1,7 +1,7 @@
 // Browser-side pieces of talkjs-components, loaded by ReactPy as a JS module.
 // "react" resolves to the Preact build that ReactPy ships, so this file needs
 // no bundler and no network access.
-import React, { useEffect, useLayoutEffect, useRef, useState } from "react";
+import React, { memo, useEffect, useLayoutEffect, useRef, useState } from "react";
 
 const h = React.createElement;
 const STYLE_ID = "talkjs-components-style";
@@ -342,23 +342,49 @@ function useKeyboardFocusKept(ref) {
   }, []);
 }
 
+// Options of the date formats, used in the reader's default locale. Each gives
+// the text of Date's toLocaleTimeString or toLocaleDateString with the same
+// options. "full" gives the text of toLocaleString, which uses these options
+// when given none.
+const DATE_FORMAT_OPTIONS = {
+  time: { hour: "2-digit", minute: "2-digit" },
+  full: { year: "numeric", month: "numeric", day: "numeric", hour: "numeric", minute: "numeric", second: "numeric" },
+  day: { weekday: "long", year: "numeric", month: "long", day: "numeric" },
+};
+const dateFormats = {};
+
+// Formats a Date with one of DATE_FORMAT_OPTIONS. Each Intl.DateTimeFormat is
+// built on first use and kept for the page's lifetime, because building one
+// costs far more than formatting, and Date's toLocale*String methods build a
+// new one per call when given options.
+// NOTE: a formatter keeps the time zone that was in force when it was built,
+// so a change of the system's time zone shows after the page reloads.
+function formatDate(name, date) {
+  if (!dateFormats[name]) dateFormats[name] = new Intl.DateTimeFormat([], DATE_FORMAT_OPTIONS[name]);
+  return dateFormats[name].format(date);
+}
+
+// The ReactPy client renders every JS component of the page again on each
+// update, so the date components are memoized: they run again only when
+// their props change.
+
 // A day heading before a message whose local date differs from the previous one's.
-export function DaySeparator({ ms, previousMs }) {
+export const DaySeparator = memo(function DaySeparator({ ms, previousMs }) {
   const date = new Date(ms);
   if (previousMs !== null && previousMs !== undefined) {
     if (new Date(previousMs).toDateString() === date.toDateString()) return null;
   }
-  const label = date.toLocaleDateString([], { weekday: "long", year: "numeric", month: "long", day: "numeric" });
+  const label = formatDate("day", date);
   return h("div", { className: "tjs-day", role: "separator", "aria-label": label }, label);
-}
+});
 
 // A time of day in the reader's own time zone and locale.
-export function Timestamp({ ms }) {
+export const Timestamp = memo(function Timestamp({ ms }) {
   const date = new Date(ms);
-  const text = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const text = formatDate("time", date);
   // dir "auto" keeps "11:30 PM" in order inside a right-to-left chatbox.
-  return h("time", { dateTime: date.toISOString(), title: date.toLocaleString(), dir: "auto" }, text);
-}
+  return h("time", { dateTime: date.toISOString(), title: formatDate("full", date), dir: "auto" }, text);
+});
 
 // The message composer. Keystrokes stay in the browser: the server only
 // hears about a message when it is sent, with a fresh idempotency key so a
