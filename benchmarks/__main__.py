@@ -134,11 +134,10 @@ def _parser() -> argparse.ArgumentParser:
         help="run our server with this prototype optimization (benchmarks/serve_variant.py)",
     )
     parser.add_argument(
-        "--ui-patch",
-        action="append",
-        default=[],
-        choices=["cached-date-format"],
-        help="ui: load the page's script with this prototype change (benchmarks/scenarios/ui.py)",
+        "--deflate",
+        action="store_true",
+        help="accept permessage-deflate on our server ([realtime] per_message_deflate) and on "
+        "the raw websocket baselines (default: off on both, the server's default)",
     )
     parser.add_argument(
         "--profile",
@@ -196,7 +195,7 @@ async def run(
         "product": product_source(REPO_ROOT),
         "sizes": dataclasses.asdict(ctx.sizes),
         "patches": list(ctx.patches),
-        "ui_patches": list(ctx.ui_patches),
+        "deflate": ctx.deflate,
         "profiled": ctx.profile_dir is not None,
         "scenarios": [result.to_json() for result in results],
         "table": format_table(results),
@@ -228,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes=_sizes_from(arguments),
         synapse_venv=arguments.synapse_venv,
         patches=tuple(arguments.patch),
-        ui_patches=tuple(arguments.ui_patch),
+        deflate=arguments.deflate,
         profile_dir=arguments.profile.resolve() if arguments.profile else None,
         database_url=arguments.postgres_url,
         redis_url=arguments.redis_url,

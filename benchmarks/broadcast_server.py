@@ -10,8 +10,9 @@ hello and welcome. Later frames are commands:
   ``websockets.broadcast`` (one write per connection, no backpressure).
 
 ``GET /health`` returns 200. The server keeps the ``websockets`` defaults,
-permessage-deflate included, as uvicorn does for the chat server, unless
-``--no-deflate`` is given.
+permessage-deflate included, unless ``--no-deflate`` is given. The
+benchmarks pass ``--no-deflate`` unless they run with ``--deflate``, so
+that the baseline compresses exactly when the chat server does.
 """
 
 from __future__ import annotations

@@ -50,8 +50,8 @@ class Context:
     synapse_venv: Path | None = None
     patches: tuple[str, ...] = ()
     """Prototype patches applied to our server (``benchmarks.serve_variant.PATCHES``)."""
-    ui_patches: tuple[str, ...] = ()
-    """Prototype changes of the page's script (``benchmarks.scenarios.ui.UI_PATCHES``)."""
+    deflate: bool = False
+    """Whether our server and the raw websocket baselines accept permessage-deflate."""
     profile_dir: Path | None = None
     """Folder for pyinstrument profiles of our servers; ``None`` profiles nothing."""
     database_url: str | None = None

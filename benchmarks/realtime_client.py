@@ -9,7 +9,8 @@ pay the same receiving cost.
 
 Both open websockets with the options ``WebSocketTransport`` uses: frames
 up to 64 MiB, no websocket-level pings, and permessage-deflate offered
-(the ``websockets`` default), which uvicorn accepts.
+(the ``websockets`` default). The server accepts it only when its
+``[realtime] per_message_deflate`` setting is on.
 """
 
 from __future__ import annotations

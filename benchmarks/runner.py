@@ -46,7 +46,7 @@ def _value(summary: dict[str, Any], key: str) -> float | None:
 async def _talk(ctx: Context, name: str, **options: Any) -> AsyncIterator[TalkServer]:
     profile = ctx.profile_dir / f"{name}.txt" if ctx.profile_dir is not None else None
     async with serving_talk(
-        ctx.folder(name), name, patches=ctx.patches, profile=profile, **options
+        ctx.folder(name), name, patches=ctx.patches, deflate=ctx.deflate, profile=profile, **options
     ) as server:
         yield server
 
@@ -184,11 +184,6 @@ def _throughput_rows(result: ScenarioResult, ours: dict[str, Any], theirs: dict[
         )
 
 
-def _deflate(ctx: Context) -> bool:
-    """Return whether the raw websocket baseline accepts permessage-deflate, as our server does."""
-    return "no-deflate" not in ctx.patches
-
-
 # -- c. fan-out ---------------------------------------------------------------------------------
 
 
@@ -210,7 +205,7 @@ async def _fanout_pair(
     rounds = ctx.sizes.fanout_rounds
     ctx.log("fan-out: %s, %d receivers", name, receivers)
     ours, sample, marker = await fanout.talk_fanout(servers, receivers=receivers, rounds=rounds)
-    broadcast = fanout.serving_broadcast(ctx.folder(f"{name}-broadcast"), deflate=_deflate(ctx))
+    broadcast = fanout.serving_broadcast(ctx.folder(f"{name}-broadcast"), deflate=ctx.deflate)
     async with broadcast as (_, url):
         ctx.log("fan-out: raw websockets.broadcast, %d receivers", receivers)
         raw = await fanout.broadcast_fanout(
@@ -291,12 +286,16 @@ async def run_idle(ctx: Context) -> ScenarioResult:
 
     report = ctx.folder("idle-tracemalloc") / "tracemalloc.jsonl"
     async with serving_talk(
-        ctx.folder("idle-tracemalloc"), "idle-tracemalloc", patches=ctx.patches, tracemalloc=report
+        ctx.folder("idle-tracemalloc"),
+        "idle-tracemalloc",
+        patches=ctx.patches,
+        deflate=ctx.deflate,
+        tracemalloc=report,
     ) as server:
         ctx.log("idle: our server with tracemalloc, %d sessions", sizes[0])
         traced = await idle.tracemalloc_growth(server, report, sizes[0])
 
-    broadcast = fanout.serving_broadcast(ctx.folder("idle-broadcast"), deflate=_deflate(ctx))
+    broadcast = fanout.serving_broadcast(ctx.folder("idle-broadcast"), deflate=ctx.deflate)
     async with broadcast as (process, url):
         ctx.log("idle: raw websockets server, up to %d connections", sizes[-1])
         baseline = await idle.measure_idle(
@@ -347,9 +346,7 @@ async def run_ui(ctx: Context) -> ScenarioResult:
         ui.serving_ui_app(ctx.folder("ui-app"), server) as url,
     ):
         ctx.log("ui: Chromium, histories %s", histories)
-        measured = await ui.measure_ui(
-            server, url, histories, ctx.sizes.ui_rounds, patches=ctx.ui_patches
-        )
+        measured = await ui.measure_ui(server, url, histories, ctx.sizes.ui_rounds)
     result.details = measured
     big, small = measured[largest], measured[smallest]
     mine, other = _value(big["frame_in_page_ms"], "p50"), _value(small["frame_in_page_ms"], "p50")

@@ -24,52 +24,6 @@ from typing import Any
 __all__ = ["PATCHES", "main"]
 
 
-def _encode_event_once() -> None:
-    """Encode each event frame once per process instead of once per recipient connection.
-
-    ``ServerProtocol.send_event`` encodes ``EventFrame(event=...)`` for every
-    connection it is called on. The service hands the same event object to
-    every listener in one synchronous loop, so remembering the last event
-    and its text is enough to reuse the encoding for the whole fan-out.
-    """
-    from talkjs_components.protocol import codec, server
-    from talkjs_components.protocol.frames import EventFrame
-
-    # The last event encoded and its text; holding one event keeps it alive
-    # until the next one, which is all the memory this costs.
-    last: list[Any] = [None, ""]
-
-    def encode_frame(frame: Any) -> str:
-        if isinstance(frame, EventFrame):
-            if last[0] is frame.event:
-                return str(last[1])
-            text = codec.encode_frame(frame)
-            last[0], last[1] = frame.event, text
-            return text
-        return codec.encode_frame(frame)
-
-    # server.py imported encode_frame by name, so its module global is the one to replace.
-    server.encode_frame = encode_frame  # type: ignore[attr-defined]
-
-
-def _no_deflate() -> None:
-    """Serve websockets without permessage-deflate (uvicorn's ``ws_per_message_deflate``).
-
-    uvicorn accepts the extension whenever a client offers it, and the
-    ``websockets`` client offers it by default, so every frame is compressed
-    for each connection separately, with a compressor of its own per connection.
-    """
-    import uvicorn
-
-    original = uvicorn.Config.__init__
-
-    def init(self: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
-        kwargs["ws_per_message_deflate"] = False
-        original(self, *args, **kwargs)
-
-    uvicorn.Config.__init__ = init  # type: ignore[method-assign]
-
-
 def _group_commit() -> None:
     """Commit the writes that queue up while one commit runs together, in one transaction.
 
@@ -183,8 +137,6 @@ def _log_send_timing() -> None:
 
 
 PATCHES: dict[str, Callable[[], None]] = {
-    "encode-event-once": _encode_event_once,
-    "no-deflate": _no_deflate,
     "group-commit": _group_commit,
     "log-send-timing": _log_send_timing,
 }

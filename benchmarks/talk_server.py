@@ -75,6 +75,7 @@ async def serving_talk(
     database: str | None = None,
     extra_arguments: Sequence[str] = (),
     config_keys: str = "",
+    deflate: bool = False,
     patches: Sequence[str] = (),
     profile: Path | None = None,
     tracemalloc: Path | None = None,
@@ -87,12 +88,14 @@ async def serving_talk(
         database: The ``--database`` value; a new SQLite file in ``workdir`` by default.
         extra_arguments: More ``serve`` options, such as ``--broker``.
         config_keys: Top-level TOML keys for the config file, such as ``broker_prefix``.
+        deflate: Accept permessage-deflate on the realtime endpoint
+            (``[realtime] per_message_deflate``); off, the server's default, when false.
         patches: Prototype patches of ``benchmarks.serve_variant`` to apply.
         profile: Write a pyinstrument profile of the server here at exit.
         tracemalloc: Trace allocations; SIGUSR1 appends a report here.
     """
     port = free_port()
-    config = _write_config(workdir, name, config_keys)
+    config = _write_config(workdir, name, config_keys, deflate=deflate)
     serve = [
         "serve", "--host", "127.0.0.1", "--port", str(port), "--config", str(config),
         "--database", database or f"sqlite:///{workdir / f'{name}-{port}.sqlite3'}",
@@ -122,11 +125,13 @@ async def serving_talk(
         yield TalkServer(base_url, process)
 
 
-def _write_config(workdir: Path, name: str, keys: str) -> Path:
+def _write_config(workdir: Path, name: str, keys: str, *, deflate: bool) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / f"{name}.toml"
     # Top-level keys go before the first table.
-    config.write_text(keys + "\n" + _CONFIG if keys else _CONFIG)
+    text = keys + "\n" + _CONFIG if keys else _CONFIG
+    text += f"\n[realtime]\nper_message_deflate = {'true' if deflate else 'false'}\n"
+    config.write_text(text)
     return config
 
 

@@ -219,7 +219,7 @@ async def broadcast_fanout(
 
 @contextlib.asynccontextmanager
 async def serving_broadcast(
-    workdir: Path, *, deflate: bool = True
+    workdir: Path, *, deflate: bool = False
 ) -> AsyncIterator[tuple[ChildProcess, str]]:
     """Run ``benchmarks.broadcast_server`` on a free port; yield the process and its ws URL."""
     port = free_port()
