@@ -203,7 +203,22 @@ class ReorderBuffer:
         if not self._missing():
             return
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._wait_ms / 1000, self._read_now)
+        self._timer = loop.call_later(self._wait_ms / 1000, self._read_after_wait)
+
+    def _read_after_wait(self) -> None:
+        """Read the missing events from the store: the broker did not bring them in time."""
+        self._timer = None
+        if not self._missing():
+            return
+        logger.info(
+            "events of app %r after seq %d did not arrive through the broker within %d ms "
+            "(%d held); reading them from the store",
+            self._app_id,
+            self._last_seq or 0,
+            self._wait_ms,
+            len(self._held),
+        )
+        self._read_now()
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

@@ -7,6 +7,7 @@ the order each test needs, as a broker that reorders or loses messages would.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -123,7 +124,8 @@ async def test_reversed_pair_delivered_in_order(log: Log) -> None:
     assert log.reads == []
 
 
-async def test_missing_event_read_after_wait(log: Log) -> None:
+async def test_missing_event_read_after_wait(log: Log, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="talkjs_components.service")
     delivered = Delivered()
     buffer = new_buffer(log, delivered, wait_ms=20)
     buffer.start(0)
@@ -139,6 +141,11 @@ async def test_missing_event_read_after_wait(log: Log) -> None:
     assert delivered.events == [event for event, _ in logged]
     # Pages of two events, from the start until the received seq.
     assert log.reads == [0, 2, 4]
+    [waited] = [text for record in caplog.records if "within" in (text := record.getMessage())]
+    assert waited == (
+        f"events of app '{APP_ID}' after seq 0 did not arrive through the broker within 20 ms "
+        "(1 held); reading them from the store"
+    )
 
 
 async def test_event_without_prev_seq_read_from_store(log: Log) -> None:
