@@ -61,6 +61,7 @@ from jwt.types import Options
 from .errors import AuthError, InvalidInput
 
 __all__ = [
+    "DEFAULT_LEEWAY",
     "MIN_SECRET_KEY_LENGTH",
     "TOKEN_ALGORITHM",
     "App",
@@ -77,6 +78,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_LEEWAY = 30.0
+"""Seconds of clock difference allowed for a token's ``exp``, ``nbf`` and ``iat`` by default."""
 
 MIN_SECRET_KEY_LENGTH: Final = 32
 """Minimum length of a secret key, in characters.
@@ -309,7 +313,7 @@ def verify_user_token(
     token: str,
     *,
     expected_user_id: str | None = None,
-    leeway: float = 30.0,
+    leeway: float = DEFAULT_LEEWAY,
     now: float | None = None,
 ) -> UserClaims:
     """Verify a user token of ``app`` and return its claims.
@@ -367,7 +371,7 @@ def verify_app_token(
     app: App,
     token: str,
     *,
-    leeway: float = 30.0,
+    leeway: float = DEFAULT_LEEWAY,
     now: float | None = None,
 ) -> AppClaims:
     """Verify an app token of ``app`` and return its claims.
@@ -400,7 +404,7 @@ def authenticate(
     token: str | None = None,
     signature: str | None = None,
     now: float | None = None,
-) -> None:
+) -> UserClaims | None:
     """Check that a client may connect to ``app`` as ``user_id``.
 
     Every credential that is given is verified when the app has a secret key, even if
@@ -420,6 +424,10 @@ def authenticate(
         AuthError: ``credentials_missing`` if identity verification is on and neither
             credential is given, or the code of the failed token or signature check.
         InvalidInput: If ``user_id`` is empty.
+
+    Returns:
+        The claims of the verified user token, whose ``expires_at`` bounds how
+        long the connection may last, or ``None`` when no token was verified.
     """
     _check_user_id(user_id, "user_id")
 
@@ -430,7 +438,7 @@ def authenticate(
                 app.app_id,
                 user_id,
             )
-        return
+        return None
 
     if token is None and signature is None:
         if app.verifies_identity:
@@ -439,12 +447,14 @@ def authenticate(
                 "must connect with a user token (token=...) or a signature (signature=...).",
                 code="credentials_missing",
             )
-        return
+        return None
 
+    claims = None
     if token is not None:
-        verify_user_token(app, token, expected_user_id=user_id, now=now)
+        claims = verify_user_token(app, token, expected_user_id=user_id, now=now)
     if signature is not None:
         verify_signature(app, user_id, signature)
+    return claims
 
 
 def _decode_token(app: App, token: str, token_type: TokenType) -> dict[str, Any]:

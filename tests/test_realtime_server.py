@@ -14,6 +14,7 @@ import secrets
 import signal
 import socket
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from talkjs_components.auth import App, create_signature, create_user_token
+from talkjs_components.auth import DEFAULT_LEEWAY, App, create_signature, create_user_token
 from talkjs_components.errors import AuthError, ChatError, NotFound, PermissionDenied
 from talkjs_components.models import (
     AccessLevel,
@@ -389,6 +390,46 @@ async def test_per_message_deflate_follows_setting(tmp_path: Path, deflate: bool
 
     assert welcome["type"] == "welcome"
     assert ("permessage-deflate" in extensions) is deflate
+
+
+def nearly_expired_token(user_id: str = "alice", seconds_left: float = 3.0) -> str:
+    """A token whose ``exp`` passed, but which the 30 s leeway keeps valid for ``seconds_left``."""
+    issued_at = time.time() - 100
+    expires_in = 100 - DEFAULT_LEEWAY + seconds_left
+    return create_user_token(APP, user_id, expires_in=expires_in, now=issued_at)
+
+
+async def test_expired_token_closes_connection(running: RunningServer) -> None:
+    async with connect(url_of(running)) as websocket:
+        await websocket.send(hello(credentials={"token": nearly_expired_token()}))
+        welcome = await receive_json(websocket)
+        error = await receive_json(websocket)
+        code = await close_code_of(websocket)
+
+    assert welcome["type"] == "welcome"
+    assert error["code"] == "token_expired"
+    assert "send a reauthenticate request with a new token" in error["message"]
+    assert code == CloseCode.AUTHENTICATION_FAILED
+
+
+async def test_reauthenticate_keeps_connection_open(running: RunningServer) -> None:
+    async with connect(url_of(running)) as websocket:
+        await websocket.send(hello(credentials={"token": nearly_expired_token()}))
+        welcome = await receive_json(websocket)
+        fresh = {"token": create_user_token(APP, "alice")}
+        await websocket.send(
+            json.dumps({"type": "reauthenticate", "id": "reauth", "credentials": fresh})
+        )
+        reauthenticated = await receive_json(websocket)
+        # Past the old token's end, with the leeway.
+        await asyncio.sleep(3.5)
+        await websocket.send('{"type": "list_conversations", "id": "after-expiry"}')
+        listed = await receive_json(websocket)
+
+    assert welcome["type"] == "welcome"
+    assert reauthenticated == {"type": "result", "id": "reauth", "result": None}
+    assert listed["type"] == "result"
+    assert listed["id"] == "after-expiry"
 
 
 async def test_silent_client_closed_after_handshake_timeout(tmp_path: Path) -> None:

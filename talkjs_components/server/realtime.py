@@ -29,7 +29,7 @@ import uvicorn
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..auth import authenticate
+from ..auth import DEFAULT_LEEWAY, UserClaims, authenticate
 from ..errors import AuthError, ChatError, InvalidInput, NotFound, PermissionDenied, StorageError
 from ..models import ChatEvent, EventsPage, User
 from ..protocol import (
@@ -229,6 +229,9 @@ class _Connection:
         # The deadline the timer task sleeps until; None while it has none.
         self.armed_deadline: float | None = None
         self.close_deadline: float | None = None
+        # Loop time when the user token stops being valid, with the leeway
+        # that verification allows; None for credentials that do not expire.
+        self.credentials_deadline: float | None = None
         self.close_code: int | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.reader: asyncio.Task[None] | None = None
@@ -362,8 +365,38 @@ class _Connection:
                 if self.reader is not None:
                     self.reader.cancel()
                 return
+            if self.credentials_deadline is not None and now >= self.credentials_deadline:
+                self._close_expired_credentials()
             self.protocol.handle_timer(now)
             self._pump()
+
+    def _close_expired_credentials(self) -> None:
+        """Close with 4001: a connect with the same token would be rejected now."""
+        self.credentials_deadline = None
+        logger.info(
+            "realtime connection %s of user %r in app %r: the user token expired and no new "
+            "one came; closing with 4001",
+            self.connection_id,
+            self.user_id,
+            self.app_id,
+        )
+        self.close_now(
+            CloseCode.AUTHENTICATION_FAILED,
+            AuthError(
+                "the user token of this connection expired: send a reauthenticate request "
+                "with a new token before the current one expires",
+                code="token_expired",
+            ),
+        )
+
+    def _expire_credentials_with(self, claims: UserClaims | None) -> None:
+        """Close the connection when the verified token expires; never for ``None``."""
+        if claims is None or claims.expires_at is None:
+            self.credentials_deadline = None
+            return
+        remaining = claims.expires_at + DEFAULT_LEEWAY - time.time()
+        self.credentials_deadline = self.loop.time() + remaining
+        self._rearm_if_earlier()
 
     # -- protocol output ---------------------------------------------------------------
 
@@ -384,11 +417,8 @@ class _Connection:
         self._rearm_if_earlier()
 
     def _earliest_deadline(self) -> float | None:
-        deadlines = [
-            deadline
-            for deadline in (self.protocol.next_deadline(), self.close_deadline)
-            if deadline is not None
-        ]
+        candidates = (self.protocol.next_deadline(), self.close_deadline, self.credentials_deadline)
+        deadlines = [deadline for deadline in candidates if deadline is not None]
         return min(deadlines) if deadlines else None
 
     def _rearm_if_earlier(self) -> None:
@@ -533,9 +563,10 @@ class _Connection:
                 code="app_not_found",
             )
         credentials = hello.credentials
-        authenticate(
+        claims = authenticate(
             hosted.app, hello.user_id, token=credentials.token, signature=credentials.signature
         )
+        self._expire_credentials_with(claims)
         service = hosted.service
         if hello.user is not None:
             user = await service.upsert_user(hello.user)
@@ -712,12 +743,13 @@ class _Connection:
                 return await service.events_after(user_id, after_seq, limit=limit)
             case Reauthenticate(credentials=credentials):
                 assert self.hosted is not None
-                authenticate(
+                claims = authenticate(
                     self.hosted.app,
                     user_id,
                     token=credentials.token,
                     signature=credentials.signature,
                 )
+                self._expire_credentials_with(claims)
                 return None
         raise AssertionError(f"unhandled request type {request.type!r}")
 

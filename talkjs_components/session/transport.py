@@ -179,6 +179,8 @@ class InProcessTransport:
             backend = embedded.running_backend(app_id)
         else:
             backend = await embedded.get_backend(app_id)
+        # NOTE: unlike the realtime endpoint, this connection does not end when
+        # its token expires: the token is checked at connect and reauthenticate only.
         authenticate(backend.app, me.id, token=credentials.token, signature=credentials.signature)
         service = backend.service
         if sync_me:
