@@ -143,6 +143,20 @@ def test_serve_rejects_unknown_database(
     assert "hunter2" not in error
 
 
+def test_serve_reports_bad_database_before_apps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No app anywhere: the unsupported URL is still the error reported.
+    monkeypatch.delenv("TALKJS_APPS", raising=False)
+    monkeypatch.delenv("TALKJS_APP_ID", raising=False)
+    monkeypatch.delenv("TALKJS_SECRET_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve", "--database", "mysql://localhost/chat"]) == 2
+    error = capsys.readouterr().err
+    assert "database 'mysql://localhost/chat' is not supported" in error
+    assert "no app is configured" not in error
+
+
 def test_serve_rejects_unknown_broker(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

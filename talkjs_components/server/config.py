@@ -395,6 +395,12 @@ def load_server_config(
     else:
         contents = _FileContents([], None, ServerSettings())
 
+    # The database and broker are checked before the apps, so that an
+    # unsupported URL is reported even where no app is configured yet.
+    chosen_database = parse_database(database or contents.database or DEFAULT_DATABASE)
+    chosen_broker = parse_broker_url(
+        broker or environ.get(BROKER_URL_VARIABLE) or contents.broker or DEFAULT_BROKER
+    )
     apps = {app.app_id: app for app in contents.apps}
     for app in apps_from_environment(environ):
         if app.app_id in apps:
@@ -405,13 +411,11 @@ def load_server_config(
             f"no app is configured: run 'talkjs-components apps create' to add one to {path}, "
             f"or set {APP_ID_VARIABLE} and {SECRET_KEY_VARIABLE}"
         )
-    chosen_database = database or contents.database or DEFAULT_DATABASE
-    chosen_broker = broker or environ.get(BROKER_URL_VARIABLE) or contents.broker or DEFAULT_BROKER
     return ServerConfig(
         tuple(apps.values()),
-        parse_database(chosen_database),
+        chosen_database,
         contents.settings,
-        broker=parse_broker_url(chosen_broker),
+        broker=chosen_broker,
         broker_prefix=contents.broker_prefix,
         realtime=contents.realtime,
     )
