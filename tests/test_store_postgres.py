@@ -308,6 +308,36 @@ async def test_stores_share_one_pool(postgres_url: str) -> None:
     assert still_open == 2
 
 
+@pytest.mark.parametrize(("parameter", "expected_named"), [("", 1), ("statement_cache_size=0", 0)])
+async def test_statement_cache_size_from_url(
+    postgres_url: str, parameter: str, expected_named: int
+) -> None:
+    # Behind PgBouncer in transaction mode, named prepared statements break;
+    # asyncpg prepares only unnamed ones when its statement cache is off.
+    separator = "&" if "?" in postgres_url else "?"
+    url = f"{postgres_url}{separator}{parameter}" if parameter else postgres_url
+    pool = await create_pool(url, max_size=1)
+    try:
+        async with pool.acquire() as connection:
+            await connection.fetchval("SELECT count(*) FROM conversations WHERE id = $1", "c1")
+            named = await connection.fetchval("SELECT count(*) FROM pg_prepared_statements")
+            search_path = await connection.fetchval("SHOW search_path")
+    finally:
+        await pool.close()
+
+    assert (named > 0) == bool(expected_named)
+    # The other parameters still reach the server.
+    assert search_path in postgres_url
+
+
+@pytest.mark.parametrize("parameter", ["statement_cache_size=-1", "statement_cache_size=lots"])
+async def test_invalid_statement_cache_size_rejected(postgres_url: str, parameter: str) -> None:
+    separator = "&" if "?" in postgres_url else "?"
+
+    with pytest.raises(InvalidInput, match=r"statement_cache_size=.* is invalid: use an integer"):
+        await create_pool(f"{postgres_url}{separator}{parameter}")
+
+
 async def test_store_satisfies_protocol(postgres_url: str) -> None:
     store: Store = PostgresStore(postgres_url, APP_ID)
     await store.open()

@@ -3,7 +3,11 @@
 The driver is asyncpg. A URL has the form
 ``postgresql://user:password@host:port/database``, and asyncpg passes every
 query parameter it does not know to the server as a setting, so
-``?search_path=chat`` selects the schema the store uses.
+``?search_path=chat`` selects the schema the store uses. One parameter is
+read here instead: ``statement_cache_size``, the number of prepared
+statements asyncpg keeps per connection (default 100). Behind PgBouncer in
+transaction mode it must be ``0``, because a prepared statement does not
+survive a change of server connection.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from ...errors import StorageError
+from ...errors import InvalidInput, StorageError
 from ...redaction import redact_url
 
 __all__ = [
@@ -60,9 +65,41 @@ class Connection(Protocol):
     ) -> Any: ...
 
 
+DRIVER_PARAMETERS = ("statement_cache_size",)
+"""Query parameters of a URL that configure asyncpg instead of the server."""
+
+
 def describe_url(url: str) -> str:
     """Return ``url`` with its credentials masked, for messages and logs."""
     return redact_url(url)
+
+
+def split_driver_options(url: str) -> tuple[str, dict[str, int]]:
+    """Return ``url`` without the ``DRIVER_PARAMETERS``, and their values as asyncpg arguments.
+
+    Raises:
+        InvalidInput: ``statement_cache_size`` is not an integer >= 0, or is given twice.
+    """
+    parts = urlsplit(url)
+    server_parameters: list[tuple[str, str]] = []
+    options: dict[str, int] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name not in DRIVER_PARAMETERS:
+            server_parameters.append((name, value))
+            continue
+        if name in options:
+            raise InvalidInput(
+                f"PostgreSQL URL {describe_url(url)} gives {name} twice: give it once"
+            )
+        if not value.isdigit():
+            raise InvalidInput(
+                f"{name}={value!r} in PostgreSQL URL {describe_url(url)} is invalid: use an "
+                "integer >= 0 (0 behind PgBouncer in transaction mode)"
+            )
+        options[name] = int(value)
+    if not options:
+        return url, options
+    return urlunsplit(parts._replace(query=urlencode(server_parameters))), options
 
 
 async def connect(url: str, *, timeout: float = 10.0) -> asyncpg.Connection[asyncpg.Record]:
@@ -70,9 +107,11 @@ async def connect(url: str, *, timeout: float = 10.0) -> asyncpg.Connection[asyn
 
     Raises:
         StorageError: the server cannot be reached, or rejects the login or database.
+        InvalidInput: the URL's ``statement_cache_size`` is invalid.
     """
+    dsn, options = split_driver_options(url)
     try:
-        return await asyncpg.connect(url, timeout=timeout)
+        return await asyncpg.connect(dsn, timeout=timeout, **options)
     except DRIVER_ERRORS as exc:
         raise StorageError(
             f"connecting to PostgreSQL at {describe_url(url)} failed: {_reason(exc)}"
@@ -93,10 +132,12 @@ async def create_pool(
 
     Raises:
         StorageError: the first connections cannot be opened.
+        InvalidInput: the URL's ``statement_cache_size`` is invalid.
     """
+    dsn, options = split_driver_options(url)
     try:
         return await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, command_timeout=command_timeout
+            dsn, min_size=min_size, max_size=max_size, command_timeout=command_timeout, **options
         )
     except DRIVER_ERRORS as exc:
         raise StorageError(
