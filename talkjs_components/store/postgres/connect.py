@@ -65,8 +65,8 @@ class Connection(Protocol):
     ) -> Any: ...
 
 
-DRIVER_PARAMETERS = ("statement_cache_size",)
-"""Query parameters of a URL that configure asyncpg instead of the server."""
+DEFAULT_STATEMENT_CACHE_SIZE = 100
+"""Prepared statements asyncpg keeps per connection when the URL does not say: asyncpg's default."""
 
 
 def describe_url(url: str) -> str:
@@ -74,32 +74,34 @@ def describe_url(url: str) -> str:
     return redact_url(url)
 
 
-def split_driver_options(url: str) -> tuple[str, dict[str, int]]:
-    """Return ``url`` without the ``DRIVER_PARAMETERS``, and their values as asyncpg arguments.
+def split_statement_cache_size(url: str) -> tuple[str, int]:
+    """Return ``url`` without its ``statement_cache_size`` parameter, and that parameter's value.
+
+    The value is ``DEFAULT_STATEMENT_CACHE_SIZE`` when the URL has none.
 
     Raises:
         InvalidInput: ``statement_cache_size`` is not an integer >= 0, or is given twice.
     """
+    name = "statement_cache_size"
     parts = urlsplit(url)
     server_parameters: list[tuple[str, str]] = []
-    options: dict[str, int] = {}
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        if name not in DRIVER_PARAMETERS:
-            server_parameters.append((name, value))
-            continue
-        if name in options:
-            raise InvalidInput(
-                f"PostgreSQL URL {describe_url(url)} gives {name} twice: give it once"
-            )
-        if not value.isdigit():
-            raise InvalidInput(
-                f"{name}={value!r} in PostgreSQL URL {describe_url(url)} is invalid: use an "
-                "integer >= 0 (0 behind PgBouncer in transaction mode)"
-            )
-        options[name] = int(value)
-    if not options:
-        return url, options
-    return urlunsplit(parts._replace(query=urlencode(server_parameters))), options
+    given: list[str] = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == name:
+            given.append(value)
+        else:
+            server_parameters.append((key, value))
+    if not given:
+        return url, DEFAULT_STATEMENT_CACHE_SIZE
+    if len(given) > 1:
+        raise InvalidInput(f"PostgreSQL URL {describe_url(url)} gives {name} twice: give it once")
+    value = given[0]
+    if not value.isdigit():
+        raise InvalidInput(
+            f"{name}={value!r} in PostgreSQL URL {describe_url(url)} is invalid: use an "
+            "integer >= 0 (0 behind PgBouncer in transaction mode)"
+        )
+    return urlunsplit(parts._replace(query=urlencode(server_parameters))), int(value)
 
 
 async def connect(url: str, *, timeout: float = 10.0) -> asyncpg.Connection[asyncpg.Record]:
@@ -109,9 +111,9 @@ async def connect(url: str, *, timeout: float = 10.0) -> asyncpg.Connection[asyn
         StorageError: the server cannot be reached, or rejects the login or database.
         InvalidInput: the URL's ``statement_cache_size`` is invalid.
     """
-    dsn, options = split_driver_options(url)
+    dsn, cache_size = split_statement_cache_size(url)
     try:
-        return await asyncpg.connect(dsn, timeout=timeout, **options)
+        return await asyncpg.connect(dsn, timeout=timeout, statement_cache_size=cache_size)
     except DRIVER_ERRORS as exc:
         raise StorageError(
             f"connecting to PostgreSQL at {describe_url(url)} failed: {_reason(exc)}"
@@ -134,10 +136,14 @@ async def create_pool(
         StorageError: the first connections cannot be opened.
         InvalidInput: the URL's ``statement_cache_size`` is invalid.
     """
-    dsn, options = split_driver_options(url)
+    dsn, cache_size = split_statement_cache_size(url)
     try:
         return await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, command_timeout=command_timeout, **options
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            command_timeout=command_timeout,
+            statement_cache_size=cache_size,
         )
     except DRIVER_ERRORS as exc:
         raise StorageError(
