@@ -102,6 +102,7 @@ from .models import (
 )
 from .presence import PresenceReporter
 from .reorder import ReorderBuffer
+from .republish import Republisher
 from .store import (
     DEFAULT_EVENT_RETENTION_MS,
     ConversationUpsert,
@@ -314,6 +315,7 @@ class ChatService:
         self._presence = PresenceReporter(
             app_id, broker.presence_tracker(app_id), self._publish_presence
         )
+        self._republisher = Republisher(app_id, self._publish_payload)
         self._listener_ids = itertools.count()
         # (conversation id, user id) -> _monotonic_ms() of the last published
         # typing=True, oldest first. Entries older than TYPING_STATE_MAX_AGE_MS
@@ -385,6 +387,7 @@ class ChatService:
         self._listeners.clear()
         self._typing_since.clear()
         await self._reorder.close()
+        await self._republisher.close()
         callbacks, self._close_callbacks = self._close_callbacks, {}
         for callback in callbacks.values():
             try:
@@ -1296,18 +1299,28 @@ class ChatService:
     async def _publish(self, event: ChatEvent, prev_seq: int | None = None) -> None:
         payload = _encode_broker_message(event, prev_seq)
         try:
-            await self._broker.publish(self._channel, payload)
+            await self._publish_payload(payload)
         except Exception:
             # The change and its event are already stored, so the operation
-            # succeeded. Only the live update is delayed: a session gets the
-            # event when it next replays, and other services read it from the
-            # store once the next event shows them the gap.
+            # succeeded. Only the live update is delayed: other services read
+            # a logged event from the store once a later event shows them the
+            # gap, and the republisher publishes the newest one again. Typing
+            # and presence events are not logged, and are lost.
             logger.exception(
-                "publishing %s of conversation %r on channel %r failed; listeners miss this event",
+                "publishing %s of conversation %r on channel %r failed; %s",
                 event.type,
                 event.conversation.id,
                 self._channel,
+                "publishing it again later" if event.seq is not None else "listeners miss it",
             )
+            if event.seq is not None:
+                self._republisher.failed(event.seq, payload)
+            return
+        if event.seq is not None:
+            self._republisher.published(event.seq)
+
+    async def _publish_payload(self, payload: bytes) -> None:
+        await self._broker.publish(self._channel, payload)
 
     def _on_broker_payload(self, payload: bytes) -> None:
         if self._state is _State.CLOSED:

@@ -22,6 +22,7 @@ import pytest
 
 from talkjs_components.broker.redis import RedisBroker, RedisSubscription
 from talkjs_components.broker.redis_presence import RedisPresenceTracker
+from talkjs_components.errors import BrokerError
 from talkjs_components.models import (
     ChatEvent,
     MessageSent,
@@ -60,6 +61,8 @@ class ControlledBroker:
         self.broker = broker
         self.hold_publishes = False
         self.drop_next_publish = False
+        self.fail_publishes = 0
+        """Publishes still to fail with ``BrokerError``, as when Redis is unreachable."""
         self.publish_held = asyncio.Event()
         self._held: list[asyncio.Future[None]] = []
         self.arrived: list[dict[str, Any]] = []
@@ -72,6 +75,9 @@ class ControlledBroker:
         await self.broker.close()
 
     async def publish(self, channel: str, payload: bytes) -> None:
+        if self.fail_publishes:
+            self.fail_publishes -= 1
+            raise BrokerError("publishing failed: the test made Redis unreachable")
         if self.drop_next_publish:
             self.drop_next_publish = False
             return
@@ -287,6 +293,32 @@ async def test_lost_publish_filled_from_store(cluster: Cluster) -> None:
     for inbox in (bob, alice):
         assert inbox.texts() == ["lost on the way", "reveals the gap"]
         assert_in_seq_order_once(inbox.messages())
+
+
+async def test_failed_publish_of_last_event_retried(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="talkjs_components.service")
+    first_node = await cluster.node(limits=Limits(reorder_wait_ms=FOREVER_MS))
+    second_node = await cluster.node(limits=Limits(reorder_wait_ms=FOREVER_MS))
+    await add_chat(first_node)
+    bob, alice = Inbox(), Inbox()
+    second_node.service.subscribe("bob", bob)
+    first_node.service.subscribe("alice", alice)
+
+    # No later event reveals the gap: only publishing again delivers it.
+    first_node.broker.fail_publishes = 2
+    await first_node.service.send_message("alice", "c1", "published on the third try")
+    for inbox in (bob, alice):
+        await inbox.wait_for_messages(1)
+
+    for inbox in (bob, alice):
+        assert inbox.texts() == ["published on the third try"]
+    event_seq = bob.messages()[0].seq
+    lines = [record.getMessage() for record in caplog.records]
+    assert any("failed; publishing it again later" in line for line in lines)
+    assert any(f"event seq {event_seq} " in line and "again failed" in line for line in lines)
+    assert any(f"published event seq {event_seq} " in line for line in lines)
 
 
 async def test_full_buffer_reads_store_at_once(cluster: Cluster) -> None:
