@@ -42,7 +42,7 @@ from .chatbox_props import ChatboxOptions, parse_chatbox_props
 from .context import use_session, use_session_state
 from .message_actions import MessageActionRunner
 from .message_cache import MessageCache
-from .message_list import ListContext, MessageActions, MessageList, avatar, slot_count
+from .message_list import ListContext, MessageActions, MessageList, avatar, block_window
 from .strings import text
 
 __all__ = ["Chatbox"]
@@ -160,7 +160,7 @@ def _ActiveChatbox(
     # ``conversation`` has replaced the handler, so mark_seen reads this.
     loaded_id: Ref[str | None] = use_ref(None)
     # The chatbox re-renders itself only when the cache outgrows the rendered blocks.
-    rendered_slots: Ref[int] = use_ref(0)
+    rendered_blocks: Ref[range] = use_ref(range(0))
     _, set_layout_version = use_state(0)
     # Bumped when the session could not replay every missed event, so the
     # conversation is loaded again instead of showing a stale list.
@@ -196,7 +196,7 @@ def _ActiveChatbox(
     @use_effect(dependencies=[cache])
     def follow_growth() -> Callable[[], None]:
         def changed() -> None:
-            if slot_count(cache) > rendered_slots.current:
+            if block_window(cache, rendered_blocks.current) != rendered_blocks.current:
                 set_layout_version(lambda version: version + 1)
 
         return cache.on_layout(changed)
@@ -327,7 +327,7 @@ def _ActiveChatbox(
     )
     welcome = tuple(conversation.welcome_messages or ()) if conversation else ()
     user_welcome = _user_welcome_messages(conversation, cache.users, session.me.id)
-    rendered_slots.current = slot_count(cache)
+    rendered_blocks.current = block_window(cache, rendered_blocks.current)
     header = (
         _Header(session, conversation, cache.users, options, failed=error is not None)
         if options.show_chat_header
@@ -342,7 +342,7 @@ def _ActiveChatbox(
         else "",
         MessageList(
             cache,
-            rendered_slots.current,
+            rendered_blocks.current,
             context,
             welcome,
             conversation is not None,

@@ -15,23 +15,24 @@ from ..predicates import MessageMatcher, compile_message_predicate
 from ._adapter import DaySeparator, MessageEditor, MessageLog, Timestamp
 from .formatting import format_message_text
 from .message_actions import CompiledMessageAction, MessageActionRunner, action_menu
-from .message_cache import MessageCache
+from .message_cache import BLOCK_SIZE, MessageCache
 from .strings import text
 
 __all__ = [
-    "MIN_BLOCKS",
     "SPARE_BLOCKS",
     "ListContext",
     "MessageList",
     "avatar",
-    "slot_count",
+    "block_window",
 ]
 
-SPARE_BLOCKS = 4
-"""Empty blocks rendered after the last one, so new messages rarely re-render the list."""
+SPARE_BLOCKS = max(500 // BLOCK_SIZE, 4)
+"""Empty blocks rendered at least before the first message's block and after the last one's.
 
-MIN_BLOCKS = 48
-"""Blocks rendered at least: room for 1,200 messages before the list re-renders."""
+Older pages and new messages fill these blocks, each block re-rendering by
+itself. Only a message outside them re-renders the list, after about 500
+messages at either end: 10 older pages of ``chatbox.PAGE_SIZE`` messages.
+"""
 
 GROUP_WINDOW_MS = 5 * 60 * 1000
 """Messages of one sender closer than this (5 minutes) share one sender heading."""
@@ -65,15 +66,24 @@ class ListContext:
     """Runs a picked custom action; ``None`` offers no custom actions."""
 
 
-def slot_count(cache: MessageCache) -> int:
-    """Return how many block components to render for ``cache``."""
-    return max(MIN_BLOCKS, cache.block_count + SPARE_BLOCKS)
+def block_window(cache: MessageCache, rendered: range) -> range:
+    """Return the indexes of the blocks to render: ``rendered`` while it contains ``cache.blocks``.
+
+    Otherwise return a new range with spare blocks at both ends, at least
+    ``SPARE_BLOCKS`` and at least as many as contain messages, so that the list
+    re-renders less often the longer it gets.
+    """
+    occupied = cache.blocks
+    if rendered and rendered.start <= occupied.start and occupied.stop <= rendered.stop:
+        return rendered
+    spare = max(SPARE_BLOCKS, len(occupied))
+    return range(max(occupied.start - spare, 0), occupied.stop + spare)
 
 
 @component
 def MessageList(
     cache: MessageCache,
-    slots: int,
+    blocks: range,
     context: ListContext,
     welcome: tuple[str, ...],
     loaded: bool,
@@ -81,7 +91,7 @@ def MessageList(
     on_seen: Callable[[Any], Any],
     user_welcome: tuple[tuple[str, str], ...] = (),
 ) -> VdomDict:
-    """Render the welcome messages and ``slots`` block components.
+    """Render the welcome messages and a block component for each index in ``blocks``.
 
     ``welcome`` holds the conversation's welcome messages. ``user_welcome``
     holds ``(name, text)`` pairs of the other participants' welcome messages,
@@ -90,6 +100,8 @@ def MessageList(
     This component has no state and re-renders only with the chatbox, which
     happens when the cache outgrows the rendered blocks. Everything that
     changes often renders by itself: each block, and the status element.
+    Blocks are keyed by index, so a block keeps its state (an open editor)
+    when ``blocks`` changes.
     """
     rows: list[Any] = [
         html.div(
@@ -110,9 +122,7 @@ def MessageList(
         for number, (name, line) in enumerate(user_welcome)
     )
     rows.append(_ListStatus(cache, loaded, bool(welcome or user_welcome), key="status"))
-    rows.extend(
-        _MessageBlock(cache, index, context, key=f"block-{index}") for index in range(slots)
-    )
+    rows.extend(_MessageBlock(cache, index, context, key=f"block-{index}") for index in blocks)
     element: VdomDict = MessageLog(
         {
             "label": text("messages_label"),
@@ -156,9 +166,19 @@ def _MessageBlock(cache: MessageCache, index: int, context: ListContext) -> Vdom
     no_error: str | None = None
     failure, set_failure = use_state(no_error)
 
+    rendered_revision = cache.block_revision(index)
+
     @use_effect(dependencies=[cache, index])
     def follow_block() -> Callable[[], None]:
-        return cache.on_block(index, lambda: set_version(lambda version: version + 1))
+        def changed() -> None:
+            set_version(lambda version: version + 1)
+
+        stop = cache.on_block(index, changed)
+        # Runs once, after the first render. A change in between, such as an
+        # older page that arrived while the list rendered, reached no listener.
+        if cache.block_revision(index) != rendered_revision:
+            changed()
+        return stop
 
     async def save(message_id: str, new_text: str) -> None:
         if context.actions is None or context.actions.edit is None:

@@ -175,9 +175,10 @@ export function MessageLog({ label, className, children, newMessagesLabel, onNea
     };
   };
   // Scrolls by as far as the remembered message moved, so that DOM changes
-  // above it leave the reader's view as it was. Older messages arrive block
-  // by block, one server update each, so the message can be missing for a
-  // moment: it has left its old block and not yet reached its new one.
+  // above it leave the reader's view as it was. A message inserted or
+  // removed above it moves messages between blocks, one server update per
+  // block, so the message can be missing for a moment: it has left its old
+  // block and not yet reached its new one.
   const keepPlace = () => {
     const current = ref.current;
     const kept = anchor.current;
