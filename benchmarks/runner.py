@@ -369,6 +369,16 @@ async def run_ui(ctx: Context) -> ScenarioResult:
                 mine is not None and mine <= UI_BYTES_GOAL,
             )
         result.rows.append(row)
+    mine, other = _value(big["update_bytes"], "p95"), _value(small["update_bytes"], "p95")
+    result.rows.append(Row("bytes per update p95", "bytes", mine, other, ratio(mine, other)))
+    # Opening the page and scrolling up page by page until the whole history shows.
+    for key, label, unit in (
+        ("seconds", "open with all history shown", "s"),
+        ("frames", "frames to open", "count"),
+        ("bytes", "bytes to open", "bytes"),
+    ):
+        mine, other = _value(big["open"], key), _value(small["open"], key)
+        result.rows.append(Row(label, unit, mine, other, ratio(mine, other)))
     return result
 
 

@@ -152,11 +152,20 @@ class _Frames:
         self.sizes.append(len(payload.encode() if isinstance(payload, str) else payload))
 
 
-async def _open_page(browser: Browser, url: str, history: int, frames: _Frames) -> Page:
+async def _open_page(
+    browser: Browser, url: str, history: int, frames: _Frames
+) -> tuple[Page, dict[str, float]]:
+    """Open the page and scroll up until all ``history`` messages are on screen.
+
+    Returns the page, and the seconds, ReactPy frames and bytes that took,
+    from the navigation on.
+    """
     context = await browser.new_context(viewport={"width": 1000, "height": 800})
     await context.add_init_script(_WATCH_FRAMES)
     page = await context.new_page()
     page.on("websocket", lambda socket: socket.on("framereceived", frames.received))
+    frames.sizes.clear()
+    started = time.monotonic()
     await page.goto(url)
     log = page.get_by_role("log", name="Messages")
     if history:
@@ -168,7 +177,13 @@ async def _open_page(browser: Browser, url: str, history: int, frames: _Frames) 
         await page.wait_for_function(
             f"document.querySelectorAll('[data-message-id]').length > {shown}", timeout=TIMEOUT_MS
         )
-    return page
+    opening = {
+        "seconds": time.monotonic() - started,
+        "frames": len(frames.sizes),
+        "bytes": sum(frames.sizes),
+        "largest_frame_bytes": max(frames.sizes, default=0),
+    }
+    return page, opening
 
 
 async def measure_ui(
@@ -183,7 +198,7 @@ async def measure_ui(
                 conversation_id = f"ui-{history}-{secrets.token_hex(3)}"
                 await seed_history(server, conversation_id, history)
                 frames = _Frames()
-                page = await _open_page(
+                page, opening = await _open_page(
                     browser,
                     f"{app_url}/?user={VIEWER}&conversation={conversation_id}",
                     history,
@@ -196,6 +211,7 @@ async def measure_ui(
                     results[str(history)]["rows_on_screen"] = await page.locator(
                         "[data-message-id]"
                     ).count()
+                    results[str(history)]["open"] = opening
                 finally:
                     await page.context.close()
         finally:
