@@ -271,6 +271,9 @@ def test_default_config_file_optional(tmp_path: Path, monkeypatch: pytest.Monkey
             "[realtime] is invalid: idle_timeout (60 s) must be longer than heartbeat_interval",
         ),
         ("[realtime]\nclose_timeout = nan\n", "close_timeout must be a positive number"),
+        # An infinite close or drain timeout would make shutdown wait forever.
+        ("[realtime]\nclose_timeout = inf\n", "close_timeout must be a positive number"),
+        ("[realtime]\ndrain_timeout = inf\n", "drain_timeout must be a positive number"),
     ],
 )
 def test_config_file_errors(tmp_path: Path, text: str, fragment: str) -> None:

@@ -335,6 +335,10 @@ async def test_statement_cache_size_from_url(
     [
         ("statement_cache_size=-1", "statement_cache_size='-1' in PostgreSQL URL"),
         ("statement_cache_size=lots", "is invalid: use an integer >= 0"),
+        # Digits of other scripts: superscript two made int() raise, and
+        # ARABIC-INDIC DIGIT ONE was read as 1.
+        ("statement_cache_size=%C2%B2", "is invalid: use an integer >= 0"),
+        ("statement_cache_size=%D9%A1", "is invalid: use an integer >= 0"),
         ("statement_cache_size=0&statement_cache_size=5", "gives statement_cache_size twice"),
     ],
 )

@@ -32,8 +32,8 @@ Measured in Chromium on a 2-core VM with the short messages of
 ``benchmarks/ui_app.py``, which take about 870 bytes per row. With blocks
 of 8, a new message's update was 4.2 KB at p50 and 7.7 KB at p95; with 10,
 it was 9.4 KB at p95. Smaller blocks mean more updates for a page of older
-messages: scrolling back through 1,000 messages took about 2.6 s with 8,
-and 2.1 s with 25.
+messages: scrolling back through 1,000 messages took about 2.6 s with
+blocks of 8, and 2.1 s with anchored blocks of 25.
 """
 
 ORIGIN_BLOCK = 1_000_000
@@ -48,8 +48,8 @@ re-renders every block: after ``ORIGIN_BLOCK * BLOCK_SIZE`` older messages.
 class MessageCache:
     """Messages of one conversation in ``seq`` order, with the users who sent them.
 
-    ``on_layout`` listeners hear about every change of the first or last
-    message, of ``blocks`` or of ``has_older``. Block listeners hear about
+    ``on_layout`` listeners hear about every change of the id of the first or
+    last message, of ``blocks`` or of ``has_older``. Block listeners hear about
     changes inside their block only, including a change of the message just
     before the block, which decides the grouping and day heading of the
     block's first row. Block listeners are called before layout listeners, so

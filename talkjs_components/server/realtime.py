@@ -424,9 +424,10 @@ class _Connection:
     def _rearm_if_earlier(self) -> None:
         """Wake the timer task when a deadline moved before the one it sleeps until.
 
-        A received frame only moves the heartbeat deadline later, and the
+        A received frame usually moves the heartbeat deadline later, and the
         timer handles a deadline that moved later by waking at the old one
-        and sleeping again. So most frames wake nothing. Waking the timer per
+        and sleeping again. So most frames wake nothing. A pong after a ping
+        can move the deadline earlier, and then the timer is woken. Waking the timer per
         frame took about 5% of the server's CPU in a profile under load.
         """
         deadline = self._earliest_deadline()

@@ -66,7 +66,7 @@ class Connection(Protocol):
 
 
 DEFAULT_STATEMENT_CACHE_SIZE = 100
-"""Prepared statements asyncpg keeps per connection when the URL does not say: asyncpg's default."""
+"""Prepared statements asyncpg keeps per connection when the URL gives none: asyncpg's default."""
 
 
 def describe_url(url: str) -> str:
@@ -85,18 +85,19 @@ def split_statement_cache_size(url: str) -> tuple[str, int]:
     name = "statement_cache_size"
     parts = urlsplit(url)
     server_parameters: list[tuple[str, str]] = []
-    given: list[str] = []
+    values_given: list[str] = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key == name:
-            given.append(value)
+            values_given.append(value)
         else:
             server_parameters.append((key, value))
-    if not given:
+    if not values_given:
         return url, DEFAULT_STATEMENT_CACHE_SIZE
-    if len(given) > 1:
+    if len(values_given) > 1:
         raise InvalidInput(f"PostgreSQL URL {describe_url(url)} gives {name} twice: give it once")
-    value = given[0]
-    if not value.isdigit():
+    value = values_given[0]
+    # isdigit() alone accepts other scripts' digits, such as "²", which int() rejects.
+    if not (value.isascii() and value.isdigit()):
         raise InvalidInput(
             f"{name}={value!r} in PostgreSQL URL {describe_url(url)} is invalid: use an "
             "integer >= 0 (0 behind PgBouncer in transaction mode)"
