@@ -432,6 +432,44 @@ async def test_reauthenticate_keeps_connection_open(running: RunningServer) -> N
     assert listed["id"] == "after-expiry"
 
 
+async def test_reauthenticate_with_shorter_token(running: RunningServer) -> None:
+    async with connect(url_of(running)) as websocket:
+        # A token valid for a day, then one about to expire: its end counts.
+        await websocket.send(hello())
+        welcome = await receive_json(websocket)
+        short = {"token": nearly_expired_token(seconds_left=1.0)}
+        await websocket.send(
+            json.dumps({"type": "reauthenticate", "id": "reauth", "credentials": short})
+        )
+        reauthenticated = await receive_json(websocket)
+        error = await receive_json(websocket)
+        code = await close_code_of(websocket)
+
+    assert welcome["type"] == "welcome"
+    assert reauthenticated["id"] == "reauth"
+    assert error["code"] == "token_expired"
+    assert code == CloseCode.AUTHENTICATION_FAILED
+
+
+async def test_signature_reauthenticate_removes_expiry(running: RunningServer) -> None:
+    async with connect(url_of(running)) as websocket:
+        await websocket.send(hello(credentials={"token": nearly_expired_token()}))
+        welcome = await receive_json(websocket)
+        signed = {"signature": create_signature(APP, "alice")}
+        await websocket.send(
+            json.dumps({"type": "reauthenticate", "id": "reauth", "credentials": signed})
+        )
+        reauthenticated = await receive_json(websocket)
+        # Past the token's end, with the leeway: a signature does not expire.
+        await asyncio.sleep(3.5)
+        await websocket.send('{"type": "list_conversations", "id": "after-expiry"}')
+        listed = await receive_json(websocket)
+
+    assert welcome["type"] == "welcome"
+    assert reauthenticated == {"type": "result", "id": "reauth", "result": None}
+    assert listed["type"] == "result"
+
+
 async def test_silent_client_closed_after_handshake_timeout(tmp_path: Path) -> None:
     settings = RealtimeSettings(limits=ServerLimits(handshake_timeout=0.3))
     async with serving_realtime(config_for(tmp_path), realtime=settings) as running:
