@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import pytest
 from pydantic import ValidationError
 
+from talkjs_components import service as service_module
 from talkjs_components.broker.memory import MemoryBroker
 from talkjs_components.errors import ChatError, InvalidInput, NotFound, PermissionDenied
 from talkjs_components.models import (
@@ -28,6 +29,7 @@ from talkjs_components.models import (
     MessageType,
     Participation,
     PresenceChanged,
+    TypingChanged,
     UnreadConversation,
     User,
 )
@@ -710,6 +712,34 @@ async def test_nul_character_rejected_everywhere(chat: ChatService) -> None:
             pytest.fail(f"attempt {number} was accepted")
     page = await chat.list_messages("alice", "c1")
     assert page.messages == []
+
+
+async def test_own_payloads_not_decoded_again(
+    chat: ChatService, broker: MemoryBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The in-process broker hands back the bytes object the service
+    # published: its event is reused. A payload from elsewhere is decoded.
+    decoded: list[bytes] = []
+    decode = service_module._BrokerMessage.model_validate_json
+
+    def counting_decode(payload: bytes) -> Any:
+        decoded.append(payload)
+        return decode(payload)
+
+    monkeypatch.setattr(service_module._BrokerMessage, "model_validate_json", counting_decode)
+    received: list[ChatEvent] = []
+    chat.subscribe("bob", received.append)
+
+    await chat.send_message("alice", "c1", "published here")
+    await broker.flush()
+    conversation = await chat.get_conversation(TRUSTED, "c1")
+    typing = TypingChanged(conversation=conversation, user_id="alice", typing=True, expires_at=1)
+    foreign = service_module._encode_broker_message(typing, None)
+    await broker.publish(f"events:{APP_ID}", foreign)
+    await broker.flush()
+
+    assert [event.type for event in received] == ["message_sent", "typing_changed"]
+    assert decoded == [foreign]
 
 
 async def test_lone_surrogate_rejected_everywhere(chat: ChatService) -> None:
