@@ -14,7 +14,11 @@ from talkjs_components.components.chatbox_events import (
     LeaveConversationEvent,
     SendMessageEvent,
 )
-from talkjs_components.components.chatbox_props import parse_chatbox_props
+from talkjs_components.components.chatbox_props import (
+    CHATBOX_EVENTS,
+    CHATBOX_PROPS,
+    parse_chatbox_props,
+)
 from talkjs_components.embedded import EmbeddedBackend
 from talkjs_components.errors import InvalidInput
 from talkjs_components.models import AccessLevel, Participation, User
@@ -83,13 +87,35 @@ def test_props_camel_case_and_validation() -> None:
         ({"theme": {"Accent!": "red"}}, "theme name 'Accent!' is invalid"),
         ({"theme": {"accent": "red; color: blue"}}, "without ';'"),
         ({"highlighted_words": "urgent"}, "list of strings"),
+        # Values that are not iterable raised TypeError from the check.
+        ({"highlighted_words": 5}, "list of strings, got 5"),
         ({"message_filter": {"type": ["=", "UserMessage"]}}, "unknown operator '='"),
+        # These passed the check and failed while rendering or in an effect.
+        ({"style": 5}, "style must be a dict of CSS property names"),
+        ({"style": {"height": object()}}, "style must be a dict of CSS property names"),
+        ({"chatbox_ref": 5}, "chatbox_ref must be a reactpy.Ref"),
     ],
 )
 def test_invalid_props_rejected(props: dict[str, Any], fragment: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_chatbox_props(props)
     assert fragment in caught.value.message
+
+
+@pytest.mark.parametrize("value", [5, 1.5, True, object(), "x", b"x", [1], ("a", 3), {1: 2}])
+def test_wrong_kind_values_raise_invalid_input(value: object) -> None:
+    # Every prop and event rejects a value of the wrong kind with InvalidInput,
+    # which the boxes show as an alert, and never with another exception.
+    failures: list[str] = []
+    for name in [*CHATBOX_PROPS, *CHATBOX_EVENTS]:
+        try:
+            parse_chatbox_props({name: value})
+        except InvalidInput:
+            continue
+        except Exception as exc:
+            failures.append(f"{name}: {type(exc).__name__}: {exc}")
+
+    assert failures == []
 
 
 async def test_invalid_props_shown_as_alert(backend: EmbeddedBackend) -> None:

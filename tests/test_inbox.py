@@ -391,6 +391,10 @@ async def test_invalid_props_show_alert(backend: EmbeddedBackend) -> None:
     twice = Inbox(feed_filter=None, show_feed_header=False, showFeedHeader=True)
     async with LayoutRunner(alice_session(backend, twice)) as runner:
         assert "'show_feed_header' twice" in runner.text
+    # A Chatbox prop is checked before any conversation is selected.
+    unselected = Inbox(highlighted_words=5)
+    async with LayoutRunner(alice_session(backend, unselected)) as runner:
+        assert "highlighted_words must be a list of strings, got 5" in runner.text
 
 
 async def test_camel_case_props(backend: EmbeddedBackend) -> None:

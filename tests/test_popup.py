@@ -220,6 +220,9 @@ async def test_never_launcher(backend: EmbeddedBackend) -> None:
         ({"show": "yes"}, "show must be True, False or None"),
         ({"keep_open": 1}, "keep_open must be True or False"),
         ({"keepOpen": True, "keep_open": True}, "'keep_open' twice"),
+        # A Chatbox prop is checked while the panel is still closed.
+        ({"style": "height: 5px"}, "style must be a dict of CSS property names"),
+        ({"bogus": 1}, "Chatbox has no prop 'bogus'"),
     ],
 )
 async def test_invalid_props_show_alert(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +15,13 @@ from .message_actions import (
     message_action_handler,
 )
 
-__all__ = ["CHATBOX_EVENTS", "ChatboxOptions", "MessageField", "parse_chatbox_props"]
+__all__ = [
+    "CHATBOX_EVENTS",
+    "CHATBOX_PROPS",
+    "ChatboxOptions",
+    "MessageField",
+    "parse_chatbox_props",
+]
 
 CHATBOX_EVENTS = (
     "on_send_message",
@@ -26,7 +32,7 @@ CHATBOX_EVENTS = (
 )
 """Event props of ``Chatbox``."""
 
-_PROPS = (
+CHATBOX_PROPS = (
     "as_guest",
     "chatbox_ref",
     "loading_component",
@@ -40,6 +46,7 @@ _PROPS = (
     "highlighted_words",
     "message_actions",
 )
+"""Value props of ``Chatbox``, by their snake_case names."""
 
 _MESSAGE_FIELD_KEYS = ("placeholder", "enter_sends_message", "visible", "autofocus", "spellcheck")
 
@@ -105,10 +112,10 @@ def parse_chatbox_props(props: Mapping[str, Any]) -> ChatboxOptions:
     events: dict[str, Callable[..., Any]] = {}
     for name, value in props.items():
         canonical = _snake_case(name)
-        if canonical not in _PROPS and canonical not in CHATBOX_EVENTS:
+        if canonical not in CHATBOX_PROPS and canonical not in CHATBOX_EVENTS:
             kind = "event" if canonical.startswith("on_") else "prop"
             raise InvalidInput(
-                f"Chatbox has no {kind} {name!r}; valid props are: {', '.join(_PROPS)}; "
+                f"Chatbox has no {kind} {name!r}; valid props are: {', '.join(CHATBOX_PROPS)}; "
                 f"valid events are: {', '.join(CHATBOX_EVENTS)}"
             )
         if value is None:
@@ -127,10 +134,10 @@ def parse_chatbox_props(props: Mapping[str, Any]) -> ChatboxOptions:
             values[canonical] = value
     return ChatboxOptions(
         as_guest=bool(values.get("as_guest", False)),
-        chatbox_ref=values.get("chatbox_ref"),
+        chatbox_ref=_ref(values.get("chatbox_ref")),
         loading_component=values.get("loading_component"),
         class_name=_optional_str(values, "class_name"),
-        style=values.get("style"),
+        style=_style(values.get("style")),
         show_chat_header=bool(values.get("show_chat_header", True)),
         message_field=_message_field(values.get("message_field")),
         theme=_theme(values.get("theme")),
@@ -212,9 +219,35 @@ def _direction(value: Any) -> str | None:
     return str(value)
 
 
+def _ref(value: Any) -> Any:
+    if value is not None and not hasattr(value, "current"):
+        raise InvalidInput(
+            f"Chatbox chatbox_ref must be a reactpy.Ref (use_ref(None)), got {type(value).__name__}"
+        )
+    return value
+
+
+def _style(value: Any) -> Mapping[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(
+        isinstance(name, str) and isinstance(setting, str | int | float)
+        for name, setting in value.items()
+    ):
+        raise InvalidInput(
+            "Chatbox style must be a dict of CSS property names to values, such as "
+            f"{{'height': '500px'}}, got {value!r}"
+        )
+    return value
+
+
 def _words(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
-    if isinstance(value, str) or not all(isinstance(word, str) for word in value):
+    if (
+        isinstance(value, str)
+        or not isinstance(value, Iterable)
+        or not all(isinstance(word, str) for word in value)
+    ):
         raise InvalidInput(f"Chatbox highlighted_words must be a list of strings, got {value!r}")
     return tuple(word for word in value if word.strip())

@@ -46,6 +46,7 @@ from .box_props import (
     take_own_props,
 )
 from .chatbox import Chatbox
+from .chatbox_props import parse_chatbox_props
 from .context import use_session, use_session_state
 from .formatting import message_plain_text
 from .strings import text
@@ -637,6 +638,9 @@ def Inbox(
     try:
         options = take_own_props("Inbox", own, _INBOX_DEFAULTS, chatbox_options)
         check_selection_props("Inbox", own["conversation_id"], own["sync_conversation"])
+        # Checked here too, so that a bad Chatbox prop shows before any
+        # conversation is selected, not only once the chatbox renders.
+        parse_chatbox_props(options)
     except InvalidInput as exc:
         # Shown rather than raised: ReactPy would log the failed render with every prop.
         logger.error("Inbox has invalid props: %s", exc.message)

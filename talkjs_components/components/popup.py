@@ -25,6 +25,7 @@ from .box_props import (
     take_own_props,
 )
 from .chatbox import Chatbox
+from .chatbox_props import parse_chatbox_props
 from .context import use_session, use_unreads
 from .inbox import run_handler, unread_label
 from .strings import text
@@ -73,10 +74,13 @@ def _parse_props(own: dict[str, Any], extra: dict[str, Any]) -> _PopupProps:
 
     Raises:
         InvalidInput: A prop is given twice, both conversation props are
-            given, or ``show``, ``keep_open`` or ``launcher`` has an invalid value.
+            given, ``show``, ``keep_open`` or ``launcher`` has an invalid
+            value, or a Chatbox prop is invalid.
     """
     options = take_own_props("Popup", own, _POPUP_DEFAULTS, extra)
     check_selection_props("Popup", own["conversation_id"], own["sync_conversation"])
+    # Checked here too, so that a bad Chatbox prop shows before the panel opens.
+    parse_chatbox_props(options)
     launcher = own["launcher"]
     if launcher not in LAUNCHER_MODES:
         valid = ", ".join(repr(mode) for mode in LAUNCHER_MODES)
