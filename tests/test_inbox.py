@@ -395,6 +395,9 @@ async def test_invalid_props_show_alert(backend: EmbeddedBackend) -> None:
     unselected = Inbox(highlighted_words=5)
     async with LayoutRunner(alice_session(backend, unselected)) as runner:
         assert "highlighted_words must be a list of strings, got 5" in runner.text
+    not_a_ref = Inbox(inbox_ref=5)
+    async with LayoutRunner(alice_session(backend, not_a_ref)) as runner:
+        assert "Inbox inbox_ref must be a reactpy.Ref (use_ref(None)), got int" in runner.text
 
 
 async def test_camel_case_props(backend: EmbeddedBackend) -> None:

@@ -223,6 +223,7 @@ async def test_never_launcher(backend: EmbeddedBackend) -> None:
         # A Chatbox prop is checked while the panel is still closed.
         ({"style": "height: 5px"}, "style must be a dict of CSS property names"),
         ({"bogus": 1}, "Chatbox has no prop 'bogus'"),
+        ({"popup_ref": "ref"}, "Popup popup_ref must be a reactpy.Ref (use_ref(None)), got str"),
     ],
 )
 async def test_invalid_props_show_alert(

@@ -96,6 +96,25 @@ def test_event_prop_must_be_callable() -> None:
         normalize_session_props({"on_message": "print"})
 
 
+@pytest.mark.parametrize(
+    ("props", "fragment"),
+    [
+        ({"token": 12345}, "'token' must be a string, the user token, got int"),
+        ({"tokenFetcher": "sk_not_a_function"}, "'tokenFetcher' must be a function"),
+        ({"signature": b"abc"}, "'signature' must be a string, the signature, got bytes"),
+        ({"session_ref": 5}, "'session_ref' must be a reactpy.Ref"),
+        ({"desktopNotificationEnabled": "yes"}, "must be True or False, got str"),
+    ],
+)
+def test_wrong_kind_props_rejected(props: dict[str, Any], fragment: str) -> None:
+    # They used to pass and fail later, in an effect or at the first token refresh.
+    with pytest.raises(InvalidInput) as caught:
+        normalize_session_props({"app_id": "app", "user_id": "alice", **props})
+
+    assert fragment in caught.value.message
+    assert "sk_not_a_function" not in caught.value.message
+
+
 async def test_camel_case_session_works(backend: ChatBackend) -> None:
     received: list[SessionMessage] = []
     token = create_user_token(backend.app, "alice")

@@ -14,6 +14,7 @@ __all__ = [
     "UNSET",
     "BoxSelection",
     "SyncConversation",
+    "check_ref",
     "check_selection_props",
     "class_names",
     "resolve_selection",
@@ -55,6 +56,14 @@ def take_own_props(
             raise InvalidInput(f"{box} got {canonical!r} twice: pass one spelling of it")
         own[canonical] = value
     return remaining
+
+
+def check_ref(box: str, name: str, value: Any) -> None:
+    """Raise InvalidInput unless ``value`` is ``None`` or has a ``current`` attribute to set."""
+    if value is not None and not hasattr(value, "current"):
+        raise InvalidInput(
+            f"{box} {name} must be a reactpy.Ref (use_ref(None)), got {type(value).__name__}"
+        )
 
 
 def check_selection_props(box: str, conversation_id: Any, sync_conversation: Any) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..predicates import MessageMatcher, compile_message_predicate
+from .box_props import check_ref
 from .message_actions import (
     CompiledMessageAction,
     compile_message_actions,
@@ -220,10 +221,7 @@ def _direction(value: Any) -> str | None:
 
 
 def _ref(value: Any) -> Any:
-    if value is not None and not hasattr(value, "current"):
-        raise InvalidInput(
-            f"Chatbox chatbox_ref must be a reactpy.Ref (use_ref(None)), got {type(value).__name__}"
-        )
+    check_ref("Chatbox", "chatbox_ref", value)
     return value
 
 

@@ -40,6 +40,7 @@ from .box_props import (
     UNSET,
     BoxSelection,
     SyncConversation,
+    check_ref,
     check_selection_props,
     class_names,
     resolve_selection,
@@ -638,6 +639,7 @@ def Inbox(
     try:
         options = take_own_props("Inbox", own, _INBOX_DEFAULTS, chatbox_options)
         check_selection_props("Inbox", own["conversation_id"], own["sync_conversation"])
+        check_ref("Inbox", "inbox_ref", own["inbox_ref"])
         # Checked here too, so that a bad Chatbox prop shows before any
         # conversation is selected, not only once the chatbox renders.
         parse_chatbox_props(options)

@@ -19,6 +19,7 @@ from ._adapter import PopupController
 from .box_props import (
     UNSET,
     SyncConversation,
+    check_ref,
     check_selection_props,
     class_names,
     resolve_selection,
@@ -79,6 +80,7 @@ def _parse_props(own: dict[str, Any], extra: dict[str, Any]) -> _PopupProps:
     """
     options = take_own_props("Popup", own, _POPUP_DEFAULTS, extra)
     check_selection_props("Popup", own["conversation_id"], own["sync_conversation"])
+    check_ref("Popup", "popup_ref", own["popup_ref"])
     # Checked here too, so that a bad Chatbox prop shows before the panel opens.
     parse_chatbox_props(options)
     launcher = own["launcher"]

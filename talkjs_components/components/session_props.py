@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import InvalidInput
@@ -38,6 +38,17 @@ _EXTRA_ALIASES = {"desktopNotificationsEnabled": "desktop_notification_enabled"}
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
+# Checks of the props whose wrong kind would fail only later, in an effect or
+# a token refresh, with what each accepts. app_id, user_id and sync_user are
+# checked where the Session reads them.
+_PROP_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "token": (lambda value: isinstance(value, str), "a string, the user token"),
+    "token_fetcher": (callable, "a function (sync or async) returning a token"),
+    "signature": (lambda value: isinstance(value, str), "a string, the signature"),
+    "session_ref": (lambda value: hasattr(value, "current"), "a reactpy.Ref (use_ref(None))"),
+    "desktop_notification_enabled": (lambda value: isinstance(value, bool), "True or False"),
+}
+
 
 def _snake_case(name: str) -> str:
     return _CAMEL_BOUNDARY.sub("_", name).lower()
@@ -50,7 +61,9 @@ def normalize_session_props(props: Mapping[str, Any]) -> dict[str, Any]:
 
     Raises:
         InvalidInput: An unknown prop or event, the same prop under two
-            spellings, or an event prop that is not callable.
+            spellings, an event prop that is not callable, or a ``token``,
+            ``token_fetcher``, ``signature``, ``session_ref`` or
+            ``desktop_notification_enabled`` of the wrong kind.
     """
     normalized: dict[str, Any] = {}
     spelled: dict[str, str] = {}
@@ -68,6 +81,12 @@ def normalize_session_props(props: Mapping[str, Any]) -> dict[str, Any]:
         if canonical in SESSION_EVENTS and not callable(value):
             raise InvalidInput(
                 f"Session event prop {name!r} must be a function, got {type(value).__name__}"
+            )
+        kind = _PROP_KINDS.get(canonical)
+        if kind is not None and not kind[0](value):
+            # Only the type is named: the value may be a credential.
+            raise InvalidInput(
+                f"Session prop {name!r} must be {kind[1]}, got {type(value).__name__}"
             )
         normalized[canonical] = value
         spelled[canonical] = name
