@@ -76,6 +76,9 @@ async def page(browser: Browser, chat: Chat) -> AsyncIterator[Page]:
     errors: list[str] = []
     context.on("weberror", lambda error: errors.append(str(error.error)))
     opened = await context.new_page()
+    # The focus checks need this page to be the browser's active one, whatever
+    # pages earlier tests left behind.
+    await opened.bring_to_front()
     try:
         await opened.goto(chat.url + "/")
         log = opened.get_by_role("log", name="Messages")
@@ -179,6 +182,7 @@ async def test_escape_in_popup_closes_only_menu(browser: Browser, chat: Chat) ->
     context = await browser.new_context(viewport={"width": 1000, "height": 800})
     try:
         page = await context.new_page()
+        await page.bring_to_front()
         await page.goto(chat.url + "/?view=popup")
         dialog = page.get_by_role("dialog", name="Chat")
         await expect(dialog.get_by_role("log", name="Messages")).to_contain_text(
