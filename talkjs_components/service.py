@@ -162,9 +162,9 @@ _ID_ADAPTER: TypeAdapter[str] = TypeAdapter(Id)
 _MAX_OWN_PAYLOADS = 1_000
 """Published payloads remembered until the in-process broker delivers them.
 
-The broker delivers on the next turns of the event loop, so only payloads
-published in one burst wait here; an entry over the limit is dropped, and
-its payload is decoded as any other.
+The broker delivers on the next turns of the event loop, so only the
+payloads of one burst of publishes wait here. An entry over the limit is
+dropped, and its payload is then decoded like any other.
 """
 
 

@@ -399,6 +399,20 @@ def nearly_expired_token(user_id: str = "alice", seconds_left: float = 3.0) -> s
     return create_user_token(APP, user_id, expires_in=expires_in, now=issued_at)
 
 
+async def reauthenticate(websocket: ClientConnection, credentials: dict[str, str]) -> Any:
+    """Send a reauthenticate request with id "reauth"; return the response frame."""
+    request = {"type": "reauthenticate", "id": "reauth", "credentials": credentials}
+    await websocket.send(json.dumps(request))
+    return await receive_json(websocket)
+
+
+async def list_after_token_end(websocket: ClientConnection) -> Any:
+    """Wait until a token of ``nearly_expired_token()`` has ended, then list conversations."""
+    await asyncio.sleep(3.5)
+    await websocket.send('{"type": "list_conversations", "id": "after-expiry"}')
+    return await receive_json(websocket)
+
+
 async def test_expired_token_closes_connection(running: RunningServer) -> None:
     async with connect(url_of(running)) as websocket:
         await websocket.send(hello(credentials={"token": nearly_expired_token()}))
@@ -417,14 +431,9 @@ async def test_reauthenticate_keeps_connection_open(running: RunningServer) -> N
         await websocket.send(hello(credentials={"token": nearly_expired_token()}))
         welcome = await receive_json(websocket)
         fresh = {"token": create_user_token(APP, "alice")}
-        await websocket.send(
-            json.dumps({"type": "reauthenticate", "id": "reauth", "credentials": fresh})
-        )
-        reauthenticated = await receive_json(websocket)
+        reauthenticated = await reauthenticate(websocket, fresh)
         # Past the old token's end, with the leeway.
-        await asyncio.sleep(3.5)
-        await websocket.send('{"type": "list_conversations", "id": "after-expiry"}')
-        listed = await receive_json(websocket)
+        listed = await list_after_token_end(websocket)
 
     assert welcome["type"] == "welcome"
     assert reauthenticated == {"type": "result", "id": "reauth", "result": None}
@@ -438,10 +447,7 @@ async def test_reauthenticate_with_shorter_token(running: RunningServer) -> None
         await websocket.send(hello())
         welcome = await receive_json(websocket)
         short = {"token": nearly_expired_token(seconds_left=1.0)}
-        await websocket.send(
-            json.dumps({"type": "reauthenticate", "id": "reauth", "credentials": short})
-        )
-        reauthenticated = await receive_json(websocket)
+        reauthenticated = await reauthenticate(websocket, short)
         error = await receive_json(websocket)
         code = await close_code_of(websocket)
 
@@ -456,14 +462,9 @@ async def test_signature_reauthenticate_removes_expiry(running: RunningServer) -
         await websocket.send(hello(credentials={"token": nearly_expired_token()}))
         welcome = await receive_json(websocket)
         signed = {"signature": create_signature(APP, "alice")}
-        await websocket.send(
-            json.dumps({"type": "reauthenticate", "id": "reauth", "credentials": signed})
-        )
-        reauthenticated = await receive_json(websocket)
+        reauthenticated = await reauthenticate(websocket, signed)
         # Past the token's end, with the leeway: a signature does not expire.
-        await asyncio.sleep(3.5)
-        await websocket.send('{"type": "list_conversations", "id": "after-expiry"}')
-        listed = await receive_json(websocket)
+        listed = await list_after_token_end(websocket)
 
     assert welcome["type"] == "welcome"
     assert reauthenticated == {"type": "result", "id": "reauth", "result": None}
