@@ -7,7 +7,6 @@ a SQLite file that the test module seeded first.
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 from talkjs_components.service import ChatService
 
 from .apps.chatbox_data import seeding_service
-from .demo_server import free_port, running_server
+from .demo_server import free_port, running_server, uvicorn_command
 
 __all__ = [
     "TIMEOUT_MS",
@@ -28,7 +27,6 @@ __all__ = [
     "send",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
 
 TIMEOUT_MS = 15_000
 """Milliseconds to wait for anything that needs the server, such as a page's first render."""
@@ -50,10 +48,7 @@ async def chatbox_server(
     if after_close is not None:
         after_close(database)
     port = free_port()
-    command = [
-        sys.executable, "-m", "uvicorn", "tests.apps.chatbox_app:app",
-        "--app-dir", str(ROOT), "--port", str(port), "--log-level", "warning",
-    ]  # fmt: skip
+    command = uvicorn_command("tests.apps.chatbox_app:app", port)
     environment = {"TALKJS_DATA": str(database)}
     async with running_server(command, port, directory / "server.log", environment) as base_url:
         yield base_url

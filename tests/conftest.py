@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ from talkjs_components.embedded import EmbeddedBackend
 from talkjs_components.models import Participation, User
 from talkjs_components.service import TRUSTED
 
+from .demo_server import RUNNING_LOGS
 from .remote_backend import ChatBackend, RemoteBackend
 from .services import empty_postgres_url as empty_postgres_url
 from .services import postgres_url as postgres_url
@@ -36,6 +37,56 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "embedded_only(reason): skip the chat-server run of an any_backend test, for the reason",
     )
+
+
+SERVER_LOG_LINES = 80
+"""Lines of each server log that a failed test's report shows, at most."""
+
+_log_starts = pytest.StashKey[dict[Path, int]]()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Where each running server's log stands when the test starts; servers
+    # that the test's own fixtures start are shown from their first line.
+    item.stash[_log_starts] = {log: _size(log) for log in RUNNING_LOGS}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Add to a failed test's report what the server processes logged during it.
+
+    A browser test sees a server only through the page, so its log is often
+    the only record of why an expected update never came.
+    """
+    report = yield
+    if report.failed:
+        starts = item.stash.get(_log_starts, {})
+        for log in sorted(RUNNING_LOGS | starts.keys()):
+            written = _read_from(log, starts.get(log, 0))
+            if written:
+                lines = written.splitlines()[-SERVER_LOG_LINES:]
+                report.sections.append((f"server log {log}", "\n".join(lines)))
+    return report
+
+
+def _size(log: Path) -> int:
+    try:
+        return log.stat().st_size
+    except OSError:
+        return 0
+
+
+def _read_from(log: Path, offset: int) -> str:
+    """Return what ``log`` holds from byte ``offset`` on, its last 64 KiB at most."""
+    try:
+        with log.open("rb") as file:
+            end = file.seek(0, os.SEEK_END)
+            file.seek(max(offset, end - 65_536))
+            return file.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 async def _add_users_and_group(backend: ChatBackend) -> None:

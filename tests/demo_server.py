@@ -14,10 +14,18 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["free_port", "running_demo", "running_server"]
+__all__ = ["RUNNING_LOGS", "free_port", "running_demo", "running_server", "uvicorn_command"]
 
 STARTUP_TIMEOUT = 30.0
 """Seconds a server process may take to respond to HTTP before the test fails."""
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_CONFIG = Path(__file__).resolve().parent / "apps" / "server_logging.json"
+"""Logging of the test apps: INFO and above of every logger, with times, so a
+failed browser test shows what the server did (see ``conftest.py``)."""
+
+RUNNING_LOGS: set[Path] = set()
+"""Log files of the server processes running now."""
 
 
 def free_port() -> int:
@@ -37,6 +45,14 @@ def running_demo(data: Path, port: int, log: Path) -> contextlib.AbstractAsyncCo
     return running_server(command, port, log)
 
 
+def uvicorn_command(app: str, port: int) -> list[str]:
+    """Return the command that serves ASGI ``app`` ("module:attribute") on 127.0.0.1:``port``."""
+    return [
+        sys.executable, "-m", "uvicorn", app, "--app-dir", str(ROOT), "--port", str(port),
+        "--log-config", str(LOG_CONFIG), "--log-level", "warning",
+    ]  # fmt: skip
+
+
 @contextlib.asynccontextmanager
 async def running_server(
     command: list[str],
@@ -53,10 +69,12 @@ async def running_server(
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(environment or {})}
     process = await asyncio.to_thread(_start, command, environment, log, cwd)
     base_url = f"http://127.0.0.1:{port}"
+    RUNNING_LOGS.add(log)
     try:
         await _wait_for_http(base_url, process, log)
         yield base_url
     finally:
+        RUNNING_LOGS.discard(log)
         process.send_signal(signal.SIGINT)
         try:
             await asyncio.to_thread(process.wait, 10)

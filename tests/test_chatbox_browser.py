@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,9 +12,8 @@ from talkjs_components import embedded
 from talkjs_components.models import Participation, User
 from talkjs_components.service import TRUSTED
 
-from .demo_server import free_port, running_server
+from .demo_server import free_port, running_server, uvicorn_command
 
-ROOT = Path(__file__).resolve().parent.parent
 # The app and secret of tests/apps/chat_app.py, which reads its database path on import.
 APP_ID = "chat-test"
 SECRET_KEY = "sk_test_" + "c" * 40
@@ -49,10 +47,7 @@ async def server(tmp_path: Path) -> AsyncIterator[str]:
     database = tmp_path / "chat.sqlite3"
     await _seed(database, HISTORY)
     port = free_port()
-    command = [
-        sys.executable, "-m", "uvicorn", "tests.apps.chat_app:app",
-        "--app-dir", str(ROOT), "--port", str(port), "--log-level", "warning",
-    ]  # fmt: skip
+    command = uvicorn_command("tests.apps.chat_app:app", port)
     async with running_server(
         command, port, tmp_path / "log", {"TALKJS_DATA": str(database)}
     ) as base_url:

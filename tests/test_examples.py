@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from playwright.async_api import Browser, expect
 
-from .demo_server import free_port, running_server
+from .demo_server import free_port, running_server, uvicorn_command
 
-ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_MS = 15_000
 
 
 async def test_basic_chat_example(browser: Browser, tmp_path: Path) -> None:
     port = free_port()
-    command = [
-        sys.executable, "-m", "uvicorn", "examples.basic_chat:app",
-        "--app-dir", str(ROOT), "--port", str(port), "--log-level", "warning",
-    ]  # fmt: skip
+    command = uvicorn_command("examples.basic_chat:app", port)
     environment = {"TALKJS_DATA": str(tmp_path / "chat.sqlite3")}
     alice_context = await browser.new_context()
     bob_context = await browser.new_context()

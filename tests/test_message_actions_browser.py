@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +13,8 @@ from talkjs_components import embedded
 from talkjs_components.models import MessageType, Participation, User
 from talkjs_components.service import TRUSTED
 
-from .demo_server import free_port, running_server
+from .demo_server import free_port, running_server, uvicorn_command
 
-ROOT = Path(__file__).resolve().parent.parent
 # The app and secret of tests/apps/actions_app.py, which reads its database path on import.
 APP_ID = "actions-test"
 SECRET_KEY = "sk_test_" + "d" * 40
@@ -60,10 +58,7 @@ async def chat(tmp_path: Path) -> AsyncIterator[Chat]:
     database = tmp_path / "chat.sqlite3"
     from_bob, from_alice, system = await _seed(database)
     port = free_port()
-    command = [
-        sys.executable, "-m", "uvicorn", "tests.apps.actions_app:app",
-        "--app-dir", str(ROOT), "--port", str(port), "--log-level", "warning",
-    ]  # fmt: skip
+    command = uvicorn_command("tests.apps.actions_app:app", port)
     environment = {"TALKJS_DATA": str(database)}
     async with running_server(command, port, tmp_path / "log", environment) as base_url:
         yield Chat(base_url, from_bob, from_alice, system)

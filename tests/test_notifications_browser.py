@@ -7,16 +7,14 @@ test can read what the browser was asked to do and click a notification.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from .demo_server import free_port, running_server
+from .demo_server import free_port, running_server, uvicorn_command
 
-ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_MS = 15_000
 
 NOTIFICATION_SPY = """
@@ -44,10 +42,7 @@ NOTIFICATION_SPY = """
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[str]:
     port = free_port()
-    command = [
-        sys.executable, "-m", "uvicorn", "tests.apps.notify_app:app",
-        "--app-dir", str(ROOT), "--port", str(port), "--log-level", "warning",
-    ]  # fmt: skip
+    command = uvicorn_command("tests.apps.notify_app:app", port)
     environment = {"TALKJS_DATA": str(tmp_path / "chat.sqlite3")}
     async with running_server(command, port, tmp_path / "log", environment) as base_url:
         yield base_url

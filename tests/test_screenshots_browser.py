@@ -12,7 +12,6 @@ alone.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from playwright.async_api import Browser, BrowserContext, Page
 
 from .apps.boxes_world import checked_context, expect
 from .apps.showcase_data import HEBREW_LAST_MESSAGE, YOSSI_NAME
-from .demo_server import free_port, running_server
+from .demo_server import free_port, running_server, uvicorn_command
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "docs" / "images"
@@ -34,10 +33,7 @@ MAX_PNG_BYTES = 150_000
 async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     directory = tmp_path_factory.mktemp("showcase")
     port = free_port()
-    command = [
-        sys.executable, "-m", "uvicorn", "tests.apps.showcase_app:app",
-        "--app-dir", str(ROOT), "--port", str(port), "--log-level", "warning",
-    ]  # fmt: skip
+    command = uvicorn_command("tests.apps.showcase_app:app", port)
     environment = {"TALKJS_DATA": str(directory / "chat.sqlite3")}
     async with running_server(command, port, directory / "log", environment) as base_url:
         yield base_url

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -14,11 +13,10 @@ from urllib.parse import urlencode
 import httpx
 from playwright.async_api import Browser, BrowserContext, Expect
 
-from ..demo_server import free_port, running_server
+from ..demo_server import free_port, running_server, uvicorn_command
 
 __all__ = ["TIMEOUT_MS", "World", "checked_context", "expect", "running_boxes_app", "seed_world"]
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 
 TIMEOUT_MS = 15_000
 """Wait in ms for anything a page shows. Playwright's default of 5 s is short
@@ -33,10 +31,7 @@ expect.set_options(timeout=TIMEOUT_MS)
 async def running_boxes_app(directory: Path) -> AsyncIterator[str]:
     """Serve ``boxes_app`` with its database and log in ``directory``, and yield the base URL."""
     port = free_port()
-    command = [
-        sys.executable, "-m", "uvicorn", "tests.apps.boxes_app:app",
-        "--app-dir", str(ROOT), "--port", str(port), "--log-level", "warning",
-    ]  # fmt: skip
+    command = uvicorn_command("tests.apps.boxes_app:app", port)
     environment = {"TALKJS_DATA": str(directory / "chat.sqlite3")}
     async with running_server(command, port, directory / "log", environment) as base_url:
         yield base_url
