@@ -364,6 +364,19 @@ def dialog(page: Page) -> Locator:
     return page.get_by_role("dialog", name="Chat")
 
 
+async def focus_composer(scope: Locator) -> None:
+    """Put the keyboard focus in the message field of the chatbox in ``scope``.
+
+    A field stays disabled until its conversation has loaded, and a disabled
+    field ignores focus(), so this waits for it to be enabled and then
+    checks that the focus arrived.
+    """
+    field = scope.get_by_role("textbox", name="Message")
+    await expect(field).to_be_enabled()
+    await field.focus()
+    await expect(field).to_be_focused()
+
+
 async def expect_stays_closed(page: Page) -> None:
     """Check that the popup is closed and that a click on the launcher opens it.
 
@@ -408,7 +421,7 @@ async def test_popup_launcher_and_escape(context: BrowserContext, world: World) 
     await expect(launcher(page)).to_have_attribute("aria-expanded", "true")
     await expect(events(page)).to_have_text(["open"])
 
-    await dialog(page).get_by_role("textbox", name="Message").focus()
+    await focus_composer(dialog(page))
     await page.keyboard.press("Escape")
     await expect(dialog(page)).to_have_count(0)
     await expect(launcher(page)).to_be_focused()
@@ -477,7 +490,7 @@ async def test_popup_never_launcher(context: BrowserContext, world: World) -> No
     assert box is not None
     assert box["y"] + box["height"] == pytest.approx(780, abs=2)
 
-    await dialog(page).get_by_role("textbox", name="Message").focus()
+    await focus_composer(dialog(page))
     await page.keyboard.press("Escape")
     await expect(dialog(page)).to_have_count(0)
     await expect(launcher(page)).to_have_count(0)

@@ -78,10 +78,28 @@ async def page(browser: Browser, chat: Chat) -> AsyncIterator[Page]:
         await opened.goto(chat.url + "/")
         log = opened.get_by_role("log", name="Messages")
         await expect(log).to_contain_text("Hi Bob", timeout=TIMEOUT_MS)
+        await wait_for_autofocus(opened)
         yield opened
     finally:
         await context.close()
     assert errors == []
+
+
+async def wait_for_autofocus(page: Page) -> None:
+    """Wait until the composer has taken the focus, as it does once its conversation loads.
+
+    The composer's autofocus runs in an effect, after the render that shows
+    the messages. A test that moves focus to a message before then would
+    have it taken away.
+    """
+    composer = page.get_by_role("textbox", name="Message")
+    await expect(composer).to_be_focused(timeout=TIMEOUT_MS)
+
+
+async def focus(control: Locator) -> None:
+    """Move the keyboard focus to ``control`` and check that it arrived."""
+    await control.focus()
+    await expect(control).to_be_focused()
 
 
 def _menu_button(page: Page, message_id: str) -> Locator:
@@ -97,7 +115,7 @@ async def test_keyboard_opens_moves_and_escapes(page: Page, chat: Chat) -> None:
     report = menu.get_by_role("menuitem", name="Report")
     await expect(button).to_have_attribute("aria-expanded", "false")
 
-    await button.focus()
+    await focus(button)
     await page.keyboard.press("Enter")
     await expect(menu).to_be_visible()
     await expect(button).to_have_attribute("aria-expanded", "true")
@@ -183,8 +201,9 @@ async def test_escape_in_popup_closes_only_menu(browser: Browser, chat: Chat) ->
         await expect(dialog.get_by_role("log", name="Messages")).to_contain_text(
             "Hi Bob", timeout=TIMEOUT_MS
         )
+        await wait_for_autofocus(page)
         button = _menu_button(page, chat.from_bob)
-        await button.focus()
+        await focus(button)
         await page.keyboard.press("ArrowDown")
         menu = page.get_by_role("menu", name="Message actions")
         await expect(menu.get_by_role("menuitem", name="Quote")).to_be_focused()
