@@ -133,9 +133,11 @@ async def seed(service: ChatService) -> Callable[[Path], None]:
         await _say(service, "paging", ("bob", "carol")[number % 2], f"page message {number:03}")
     await _conversation(service, "follow", ["alice", "bob"])
     await _conversation(service, "reads", ["alice", "bob"])
+    await _conversation(service, "scroll-race", ["alice", "bob"])
     for number in range(FOLLOW_HISTORY):
         await _say(service, "follow", "bob", f"follow message {number:02}")
         await _say(service, "reads", "bob", f"earlier message {number:02}")
+        await _say(service, "scroll-race", "bob", f"race message {number:02}")
 
     await _conversation(service, "text-conv", ["alice", "bob"])
     for text in (FORMATTED, FENCED, LINKS, NOT_LINKS, MARKUP, LONG_WORD, LONG_URL):
@@ -515,6 +517,28 @@ async def test_list_follows_or_offers_jump(contexts: Contexts) -> None:
     await jump.click()
     await expect(bubble(alice, "live two")).to_be_in_viewport()
     await expect(jump).to_have_count(0)
+
+
+async def test_scroll_before_list_change_kept(contexts: Contexts) -> None:
+    alice = await contexts.open("conversation=scroll-race")
+    bob = await contexts.open("user=bob&conversation=scroll-race")
+    await expect(bubble(alice, "race message 39")).to_be_in_viewport(timeout=TIMEOUT_MS)
+
+    # The browser reports a scroll with the next frame. A list update that
+    # lands before that report must not take the reader back to the end.
+    # Any change of the list's DOM runs the same handler as an update.
+    log = message_log(alice)
+    await log.evaluate(
+        """log => {
+            log.scrollTop = 0;
+            log.append(document.createComment("changed before the scroll event"));
+        }"""
+    )
+    await alice.wait_for_function("() => document.querySelector('[role=\"log\"]').scrollTop < 80")
+    await send(bob, "after the scroll")
+    jump = alice.get_by_role("button", name="New messages ↓")
+    await expect(jump).to_be_visible(timeout=TIMEOUT_MS)
+    await expect(bubble(alice, "after the scroll")).not_to_be_in_viewport()
 
 
 async def _without_focus_emulation(page: Page) -> None:

@@ -119,8 +119,15 @@ function newKey() {
   return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 }
 
+// A view within this many px of the list's end counts as at the end.
+const NEAR_END_PX = 40;
+
+function isNearEnd(list) {
+  return list.scrollHeight - list.scrollTop - list.clientHeight < NEAR_END_PX;
+}
+
 // The message list. It follows new messages while the reader is at the
-// bottom (within 40 px). Once the reader scrolls up it leaves the scroll
+// bottom (within NEAR_END_PX). Once the reader scrolls up it leaves the scroll
 // position alone, and a button offers to jump to the new messages. Only a
 // scroll towards the top stops following, because a layout change (the
 // composer appearing, a resize) moves the bottom without moving scrollTop.
@@ -189,12 +196,24 @@ export function MessageLog({ label, className, children, newMessagesLabel, onNea
     if (top !== kept.offset) current.scrollTop += top - kept.offset;
   };
 
+  // The browser fires the scroll event with the next frame, so a DOM change
+  // can come first. A view that moved up since the last scroll event, and is
+  // not at the end, has left the end before any event reported it, and
+  // following would undo the reader's move. A view that the browser clamped
+  // after content shrank is still at the end, so it keeps following.
+  const noteUnreportedScroll = () => {
+    const current = ref.current;
+    if (!current || current.scrollTop >= lastTop.current) return;
+    if (!isNearEnd(current)) atBottom.current = false;
+  };
+
   const reportSeen = () => {
     const visible = document.visibilityState === "visible" && document.hasFocus();
     if (visible && atBottom.current && onSeen) onSeen({ lastId: readStatus().lastId });
   };
   const follow = () => {
     const current = ref.current;
+    noteUnreportedScroll();
     if (current && atBottom.current) current.scrollTop = current.scrollHeight;
   };
   const jumpDown = () => {
@@ -208,7 +227,7 @@ export function MessageLog({ label, className, children, newMessagesLabel, onNea
   const onScroll = () => {
     const current = ref.current;
     if (!current) return;
-    if (current.scrollHeight - current.scrollTop - current.clientHeight < 40) {
+    if (isNearEnd(current)) {
       if (!atBottom.current) {
         atBottom.current = true;
         setUnseenBelow(false);
@@ -235,6 +254,7 @@ export function MessageLog({ label, className, children, newMessagesLabel, onNea
   // The server updates the status element after the message blocks, so a
   // new first or last id there means that the blocks before it are complete.
   const onChanged = () => {
+    noteUnreportedScroll();
     if (atBottom.current) follow();
     else keepPlace();
     const { lastId } = readStatus();
