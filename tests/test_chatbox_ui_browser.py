@@ -134,10 +134,12 @@ async def seed(service: ChatService) -> Callable[[Path], None]:
     await _conversation(service, "follow", ["alice", "bob"])
     await _conversation(service, "reads", ["alice", "bob"])
     await _conversation(service, "scroll-race", ["alice", "bob"])
+    await _conversation(service, "shrink-grow", ["alice", "bob"])
     for number in range(FOLLOW_HISTORY):
         await _say(service, "follow", "bob", f"follow message {number:02}")
         await _say(service, "reads", "bob", f"earlier message {number:02}")
         await _say(service, "scroll-race", "bob", f"race message {number:02}")
+        await _say(service, "shrink-grow", "bob", f"shrink message {number:02}")
 
     await _conversation(service, "text-conv", ["alice", "bob"])
     for text in (FORMATTED, FENCED, LINKS, NOT_LINKS, MARKUP, LONG_WORD, LONG_URL):
@@ -534,11 +536,54 @@ async def test_scroll_before_list_change_kept(contexts: Contexts) -> None:
             log.append(document.createComment("changed before the scroll event"));
         }"""
     )
-    await alice.wait_for_function("() => document.querySelector('[role=\"log\"]').scrollTop < 80")
+    await alice.wait_for_function(
+        "() => document.querySelector('[role=\"log\"]').scrollTop < 80", timeout=TIMEOUT_MS
+    )
+    position: int = await log.evaluate("node => node.scrollTop")
     await send(bob, "after the scroll")
     jump = alice.get_by_role("button", name="New messages ↓")
     await expect(jump).to_be_visible(timeout=TIMEOUT_MS)
     await expect(bubble(alice, "after the scroll")).not_to_be_in_viewport()
+    assert await log.evaluate("node => node.scrollTop") == position
+
+
+async def test_shrink_then_grow_keeps_following(contexts: Contexts) -> None:
+    alice = await contexts.open("conversation=shrink-grow")
+    bob = await contexts.open("user=bob&conversation=shrink-grow")
+    await expect(bubble(alice, "shrink message 39")).to_be_in_viewport(timeout=TIMEOUT_MS)
+    log = message_log(alice)
+    at_end = """() => {
+        const log = document.querySelector('[role="log"]');
+        return log.scrollHeight - log.scrollTop - log.clientHeight < 2;
+    }"""
+    await log.evaluate(
+        """log => {
+            const spacer = document.createElement("div");
+            spacer.id = "spacer";
+            spacer.style.height = "300px";
+            spacer.style.flex = "none";  // the log is a column flexbox
+            log.append(spacer);
+        }"""
+    )
+    await alice.wait_for_function(at_end, timeout=TIMEOUT_MS)
+
+    # The content shrinks, so the browser moves the view up to the new end.
+    # Then, before that move's scroll event, the content grows again: the
+    # list must still follow, since the reader never scrolled.
+    await log.evaluate(
+        """async log => {
+            document.getElementById("spacer").remove();
+            await Promise.resolve();  // lets the list's MutationObserver run
+            const grown = document.createElement("div");
+            grown.style.height = "200px";
+            grown.style.flex = "none";
+            log.append(grown);
+        }"""
+    )
+    await alice.wait_for_function(at_end, timeout=TIMEOUT_MS)
+    await send(bob, "after shrink and grow")
+    await expect(bubble(alice, "after shrink and grow")).to_be_in_viewport(timeout=TIMEOUT_MS)
+    await expect(alice.get_by_role("button", name="New messages ↓")).to_have_count(0)
 
 
 async def _without_focus_emulation(page: Page) -> None:

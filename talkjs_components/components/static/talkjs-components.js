@@ -193,18 +193,26 @@ export function MessageLog({ label, className, children, newMessagesLabel, onNea
     const element = current.querySelector(`[data-message-id="${CSS.escape(kept.id)}"]`);
     if (!element) return;
     const top = element.getBoundingClientRect().top - current.getBoundingClientRect().top;
-    if (top !== kept.offset) current.scrollTop += top - kept.offset;
+    if (top !== kept.offset) {
+      current.scrollTop += top - kept.offset;
+      lastTop.current = current.scrollTop;
+    }
   };
 
-  // The browser fires the scroll event with the next frame, so a DOM change
-  // can come first. A view that moved up since the last scroll event, and is
-  // not at the end, has left the end before any event reported it, and
-  // following would undo the reader's move. A view that the browser clamped
-  // after content shrank is still at the end, so it keeps following.
+  // lastTop is the scroll position this list last accounted for. The
+  // browser fires the scroll event with the next frame, so a DOM change can
+  // come first. A view above lastTop and away from the end has left the end
+  // before any event reported it, and following would undo the reader's
+  // move. A view above lastTop but at the end is one that the browser
+  // clamped after content shrank, and it keeps following.
   const noteUnreportedScroll = () => {
     const current = ref.current;
     if (!current || current.scrollTop >= lastTop.current) return;
-    if (!isNearEnd(current)) atBottom.current = false;
+    if (!isNearEnd(current)) {
+      atBottom.current = false;
+      rememberPlace();
+    }
+    lastTop.current = current.scrollTop;
   };
 
   const reportSeen = () => {
@@ -213,14 +221,20 @@ export function MessageLog({ label, className, children, newMessagesLabel, onNea
   };
   const follow = () => {
     const current = ref.current;
+    if (!current || !atBottom.current) return;
+    current.scrollTop = current.scrollHeight;
+    lastTop.current = current.scrollTop;
+  };
+  const onResized = () => {
     noteUnreportedScroll();
-    if (current && atBottom.current) current.scrollTop = current.scrollHeight;
+    follow();
   };
   const jumpDown = () => {
     const current = ref.current;
     if (!current) return;
     atBottom.current = true;
     current.scrollTop = current.scrollHeight;
+    lastTop.current = current.scrollTop;
     setUnseenBelow(false);
     reportSeen();
   };
@@ -270,14 +284,14 @@ export function MessageLog({ label, className, children, newMessagesLabel, onNea
 
   // Listeners set up once call the handlers of the latest render.
   const latest = useRef(null);
-  latest.current = { onChanged, reportSeen, follow };
+  latest.current = { onChanged, reportSeen, onResized };
   useEffect(() => {
     const current = ref.current;
     const seen = () => latest.current.reportSeen();
     window.addEventListener("focus", seen);
     document.addEventListener("visibilitychange", seen);
     const resizes =
-      typeof ResizeObserver === "undefined" ? null : new ResizeObserver(() => latest.current.follow());
+      typeof ResizeObserver === "undefined" ? null : new ResizeObserver(() => latest.current.onResized());
     if (resizes && current) resizes.observe(current);
     const changes = new MutationObserver(() => latest.current.onChanged());
     if (current) {
