@@ -23,7 +23,7 @@ from talkjs_components.embedded import EmbeddedBackend
 from talkjs_components.models import Participation, User
 from talkjs_components.service import TRUSTED
 
-from .demo_server import RUNNING_LOGS
+from .demo_server import RUNNING_LOGS, STARTED_LOGS
 from .remote_backend import ChatBackend, RemoteBackend
 from .services import empty_postgres_url as empty_postgres_url
 from .services import postgres_url as postgres_url
@@ -42,13 +42,17 @@ def pytest_configure(config: pytest.Config) -> None:
 SERVER_LOG_LINES = 80
 """Lines of each server log that a failed test's report shows, at most."""
 
-_log_starts = pytest.StashKey[dict[Path, int]]()
+_log_offsets = pytest.StashKey[dict[Path, int]]()
+"""Per test: the byte offset in each server log from which its report shows lines."""
+_logs_started_before = pytest.StashKey[int]()
+"""Per test: the length of ``STARTED_LOGS`` when the test's setup began."""
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    # Where each running server's log stands when the test starts; servers
-    # that the test's own fixtures start are shown from their first line.
-    item.stash[_log_starts] = {log: _size(log) for log in RUNNING_LOGS}
+    # Servers that run already are shown from their size now. Servers that
+    # the test's own fixtures start are shown from their first line.
+    item.stash[_log_offsets] = {log: _size(log) for log in RUNNING_LOGS}
+    item.stash[_logs_started_before] = len(STARTED_LOGS)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -58,16 +62,20 @@ def pytest_runtest_makereport(
     """Add to a failed test's report what the server processes logged during it.
 
     A browser test sees a server only through the page, so its log is often
-    the only record of why an expected update never came.
+    the only record of why an expected update never came. A failure in
+    teardown after one in the call shows only the lines written in between.
     """
     report = yield
-    if report.failed:
-        starts = item.stash.get(_log_starts, {})
-        for log in sorted(RUNNING_LOGS | starts.keys()):
-            written = _read_from(log, starts.get(log, 0))
-            if written:
-                lines = written.splitlines()[-SERVER_LOG_LINES:]
-                report.sections.append((f"server log {log}", "\n".join(lines)))
+    if not report.failed:
+        return report
+    offsets = item.stash.setdefault(_log_offsets, {})
+    started = STARTED_LOGS[item.stash.get(_logs_started_before, len(STARTED_LOGS)) :]
+    for log in sorted({*offsets, *started}):
+        written = _read_from(log, offsets.get(log, 0))
+        offsets[log] = _size(log)
+        if written:
+            lines = written.splitlines()[-SERVER_LOG_LINES:]
+            report.sections.append((f"server log {log}", "\n".join(lines)))
     return report
 
 
@@ -79,7 +87,7 @@ def _size(log: Path) -> int:
 
 
 def _read_from(log: Path, offset: int) -> str:
-    """Return what ``log`` holds from byte ``offset`` on, its last 64 KiB at most."""
+    """Return the text of ``log`` from byte ``offset`` on, its last 64 KiB at most."""
     try:
         with log.open("rb") as file:
             end = file.seek(0, os.SEEK_END)

@@ -14,18 +14,29 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["RUNNING_LOGS", "free_port", "running_demo", "running_server", "uvicorn_command"]
+__all__ = [
+    "RUNNING_LOGS",
+    "STARTED_LOGS",
+    "free_port",
+    "running_demo",
+    "running_server",
+    "uvicorn_command",
+]
 
 STARTUP_TIMEOUT = 30.0
 """Seconds a server process may take to respond to HTTP before the test fails."""
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_CONFIG = Path(__file__).resolve().parent / "apps" / "server_logging.json"
-"""Logging of the test apps: INFO and above of every logger, with times, so a
-failed browser test shows what the server did (see ``conftest.py``)."""
+"""Logging of the test apps: INFO and above, with times, except uvicorn's
+access log, so a failed browser test shows what the server did (see
+``conftest.py``)."""
 
 RUNNING_LOGS: set[Path] = set()
 """Log files of the server processes running now."""
+
+STARTED_LOGS: list[Path] = []
+"""Log file of every server process started, in order, including stopped ones."""
 
 
 def free_port() -> int:
@@ -49,7 +60,7 @@ def uvicorn_command(app: str, port: int) -> list[str]:
     """Return the command that serves ASGI ``app`` ("module:attribute") on 127.0.0.1:``port``."""
     return [
         sys.executable, "-m", "uvicorn", app, "--app-dir", str(ROOT), "--port", str(port),
-        "--log-config", str(LOG_CONFIG), "--log-level", "warning",
+        "--log-config", str(LOG_CONFIG),
     ]  # fmt: skip
 
 
@@ -70,6 +81,7 @@ async def running_server(
     process = await asyncio.to_thread(_start, command, environment, log, cwd)
     base_url = f"http://127.0.0.1:{port}"
     RUNNING_LOGS.add(log)
+    STARTED_LOGS.append(log)
     try:
         await _wait_for_http(base_url, process, log)
         yield base_url
@@ -109,4 +121,7 @@ async def _wait_for_http(base_url: str, process: subprocess.Popen[bytes], log: P
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.1)
-    raise TimeoutError(f"the server did not answer at {base_url} within {STARTUP_TIMEOUT} s")
+    output = await asyncio.to_thread(log.read_text, errors="replace")
+    raise TimeoutError(
+        f"the server did not answer at {base_url} within {STARTUP_TIMEOUT} s: {output[-2000:]}"
+    )

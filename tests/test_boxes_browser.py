@@ -240,6 +240,7 @@ async def test_inbox_keyboard_selects(context: BrowserContext, world: World) -> 
     await expect(page.get_by_role("button", name="Back to conversations")).to_be_hidden()
 
     await feed_item(page, world, "carol").focus()
+    await expect(feed_item(page, world, "carol")).to_be_focused()
     await page.keyboard.press("Space")
     await expect(chat_log(page)).to_contain_text("Carol says hi")
     await expect(feed_item(page, world, "carol")).to_have_attribute("aria-current", "true")
@@ -338,6 +339,7 @@ async def test_inbox_narrow_shows_one_pane(context: BrowserContext, world: World
     await expect(composer).to_be_focused()
 
     await back.focus()
+    await expect(back).to_be_focused()
     await page.keyboard.press("Enter")
     await expect(feed(page)).to_be_visible()
     await expect(chat_log(page)).to_be_hidden()
