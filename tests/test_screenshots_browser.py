@@ -11,6 +11,7 @@ alone.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -70,6 +71,28 @@ BOX_STYLES = (*CHATBOX_STYLES, "talkjs-boxes-style")
 """The same for an Inbox or a Popup."""
 
 
+DECODE_SHOWN_PICTURES = """async () => {
+    const intersecting = (image) => new Promise((resolve) => {
+        const observer = new IntersectionObserver(([entry]) => {
+            observer.disconnect();
+            resolve(entry.isIntersecting);
+        });
+        observer.observe(image);
+    });
+    const images = Array.from(document.images);
+    const shown = await Promise.all(images.map(intersecting));
+    await Promise.all(images.filter((_, index) => shown[index]).map((image) => image.decode()));
+}"""
+"""Wait until every picture in the viewport has loaded; reject if one fails to load.
+
+Avatars load lazily (``loading="lazy"``), so a picture outside the viewport,
+or in a hidden part such as the feed of a narrow Inbox, may never load.
+"""
+
+PICTURES_TIMEOUT = 30.0
+"""Seconds the pictures in the viewport may take to load."""
+
+
 async def save_screenshot(
     page: Page, directory: Path, name: str, styles: tuple[str, ...] = BOX_STYLES
 ) -> Path:
@@ -79,11 +102,7 @@ async def save_screenshot(
         "ids => ids.every((id) => document.getElementById(id) !== null)", arg=list(styles)
     )
     await page.evaluate("() => document.fonts.ready.then(() => undefined)")
-    pictures_loaded = (
-        "() => Array.from(document.images)"
-        ".every((image) => image.complete && image.naturalWidth > 0)"
-    )
-    await page.wait_for_function(pictures_loaded)
+    await asyncio.wait_for(page.evaluate(DECODE_SHOWN_PICTURES), PICTURES_TIMEOUT)
     path = directory / f"{name}.png"
     await page.screenshot(path=path, animations="disabled", caret="hide")
     size = path.stat().st_size
