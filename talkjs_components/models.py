@@ -345,14 +345,15 @@ class TypingChanged(BaseEvent):
 
 
 class PresenceChanged(BaseEvent):
-    """Event: a participant came online (their first session connected) or went offline.
+    """Event: a user came online (their first session connected) or went offline.
 
-    It is published once per conversation of that user, so every receiver
-    hears about the people it shares a conversation with. It is not stored.
+    It is published once per change and reaches every user who shares at
+    least one conversation with that user, the user included. It names no
+    conversation, so a receiver does not learn which other conversations
+    the user is in. It is not stored.
     """
 
     type: Literal["presence_changed"] = "presence_changed"
-    conversation: Conversation
     user_id: str
     online: bool
 

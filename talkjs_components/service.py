@@ -33,13 +33,16 @@ that changes something publishes its logged event, ``seq`` included, on the
 channel ``events:{app_id}``, as JSON ``{"prevSeq": ..., "event": ...}``
 where ``prevSeq`` is the ``seq`` of the app's event before it in the log.
 ``set_typing`` and presence changes publish events that are not logged and
-have no ``seq`` or ``prevSeq``. Every service of that app decodes each
-payload once and calls the local listeners of the event's recipients. A
-service therefore reads nothing from the store to deliver an event. When
-publishing fails after a change was stored, the operation still succeeds
-and the failure is logged, because the change and its event are durable:
-clients get them by replay or reload, and other services read them from
-the store once a later event shows them the gap.
+have no ``seq`` or ``prevSeq``. A ``PresenceChanged`` names no conversation,
+so its message also carries its recipients (``"recipients": [...]``), the
+users who share a conversation with the user whose presence changed. Every
+service of that app decodes each payload once and calls the local
+listeners of the event's recipients. A service therefore reads nothing
+from the store to deliver an event. When publishing fails after a change
+was stored, the operation still succeeds and the failure is logged, because
+the change and its event are durable: clients get them by replay or reload,
+and other services read them from the store once a later event shows them
+the gap.
 
 Each service delivers an app's logged events to its listeners in ``seq``
 order, each once, so a receiver may drop any event whose ``seq`` is not
@@ -54,7 +57,8 @@ and presence events skip it and are delivered as they arrive.
 
 Presence is counted per service and combined across services by the
 broker's :class:`~talkjs_components.broker.PresenceTracker`, which decides
-when a user came online anywhere or went offline everywhere.
+when a user came online anywhere or went offline everywhere. The service
+where that is decided publishes one ``PresenceChanged`` for the change.
 """
 
 from __future__ import annotations
@@ -62,14 +66,15 @@ from __future__ import annotations
 import enum
 import functools
 import itertools
+import json
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Any, Literal, NamedTuple, ParamSpec, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from .broker import Broker, BrokerSubscription
 from .broker.memory import MemoryBroker
@@ -167,6 +172,32 @@ payloads of one burst of publishes wait here. An entry over the limit is
 dropped, and its payload is then decoded like any other.
 """
 
+_ConversationEvent = (
+    MessageSent
+    | ConversationUpdated
+    | MessagesRead
+    | MessageEdited
+    | MessageDeleted
+    | TypingChanged
+)
+"""Any event that names its conversation: every ``ChatEvent`` but ``PresenceChanged``."""
+
+
+class _OwnPayload(NamedTuple):
+    """A payload this service published, with what it encodes."""
+
+    payload: bytes
+    event: ChatEvent
+    prev_seq: int | None
+    recipients: Sequence[str] | None
+
+
+def _describe_subject(event: ChatEvent) -> str:
+    """Return what ``event`` is about, for log messages: its conversation or its user."""
+    if isinstance(event, PresenceChanged):
+        return f"of user {event.user_id!r}"
+    return f"of conversation {event.conversation.id!r}"
+
 
 class _BrokerMessage(BaseModel):
     """Message that a service publishes on the app's channel: an event and its place in the log."""
@@ -175,15 +206,44 @@ class _BrokerMessage(BaseModel):
 
     prev_seq: int | None = Field(default=None, alias="prevSeq")
     """``seq`` of the app's event before ``event`` in the log; ``None`` for an unlogged event."""
+    recipients: list[str] | None = None
+    """Users who receive a ``PresenceChanged``; ``None`` for the other events.
+
+    The other events name their conversation, whose participants are the
+    recipients (:func:`_recipients`).
+    """
     event: ChatEvent
 
+    @model_validator(mode="after")
+    def _check_presence_fields(self) -> _BrokerMessage:
+        is_presence = isinstance(self.event, PresenceChanged)
+        if is_presence and (self.recipients is None or self.event.seq is not None):
+            raise ValueError("a presence_changed event needs recipients and no seq")
+        if not is_presence and self.recipients is not None:
+            raise ValueError(
+                f"recipients are set for a {self.event.type} event, whose conversation names them"
+            )
+        return self
 
-def _encode_broker_message(event: ChatEvent, prev_seq: int | None) -> bytes:
+
+def _encode_broker_message(
+    event: ChatEvent, prev_seq: int | None, recipients: Sequence[str] | None = None
+) -> bytes:
     """Return the JSON of a :class:`_BrokerMessage`, serializing the event only once."""
     prev = b"null" if prev_seq is None else str(prev_seq).encode()
+    listed = b"" if recipients is None else b',"recipients":' + _json_list(recipients)
     return (
-        b'{"prevSeq":' + prev + b',"event":' + event.model_dump_json(by_alias=True).encode() + b"}"
+        b'{"prevSeq":'
+        + prev
+        + listed
+        + b',"event":'
+        + event.model_dump_json(by_alias=True).encode()
+        + b"}"
     )
+
+
+def _json_list(values: Sequence[str]) -> bytes:
+    return json.dumps(list(values), separators=(",", ":")).encode()
 
 
 def _monotonic_ms() -> int:
@@ -330,7 +390,7 @@ class ChatService:
         # 6% of the server's CPU in a profile of 8 senders. Keyed by id() of
         # the payload, which the entry keeps alive, so an id is never reused.
         self._reuses_own_payloads = isinstance(broker, MemoryBroker)
-        self._own_payloads: OrderedDict[int, tuple[bytes, ChatEvent, int | None]] = OrderedDict()
+        self._own_payloads: OrderedDict[int, _OwnPayload] = OrderedDict()
         self._listener_ids = itertools.count()
         # (conversation id, user id) -> _monotonic_ms() of the last published
         # typing=True, oldest first. Entries older than TYPING_STATE_MAX_AGE_MS
@@ -1251,14 +1311,25 @@ class ChatService:
             await self._presence.flush()
 
     async def _publish_presence(self, user_id: str, online: bool) -> None:
+        """Publish one ``PresenceChanged`` to every user who shares a conversation with the user."""
         try:
             conversations = await self._store.list_user_conversations(user_id)
-            for conversation in conversations:
-                await self._publish(
-                    PresenceChanged(conversation=conversation, user_id=user_id, online=online)
-                )
         except ChatError as exc:
             logger.warning("presence of user %r not published: %s", user_id, exc.message)
+            return
+        recipients = list(
+            dict.fromkeys(
+                participant
+                for conversation in conversations
+                for participant in conversation.participants
+            )
+        )
+        # The user is a participant of each of these conversations, so the
+        # list is empty only when the user is in no conversation.
+        if recipients:
+            await self._publish(
+                PresenceChanged(user_id=user_id, online=online), recipients=recipients
+            )
 
     def subscribe(
         self,
@@ -1278,9 +1349,11 @@ class ChatService:
         Listeners may be added before ``start()``. ``on_close`` is called
         once if the service closes while the subscription is active. With
         ``presence``, the subscription counts as the user being online: when
-        the user had no such subscription on any service of the app,
-        ``PresenceChanged(online=True)`` is published to the user's
-        conversations, and when the last one anywhere ends, ``online=False``.
+        the user had no such subscription on any service of the app, one
+        ``PresenceChanged(online=True)`` is published to every user who
+        shares a conversation with the user, the user included, and when
+        the last one anywhere ends, ``online=False``. One service publishes
+        a user's presence events in the order of the changes.
 
         Raises:
             InvalidInput: ``user_id`` is not a valid id.
@@ -1312,10 +1385,27 @@ class ChatService:
         if event is not None:
             await self._publish(event, prev_seq)
 
-    async def _publish(self, event: ChatEvent, prev_seq: int | None = None) -> None:
-        payload = _encode_broker_message(event, prev_seq)
+    async def _publish(
+        self,
+        event: ChatEvent,
+        prev_seq: int | None = None,
+        *,
+        recipients: Sequence[str] | None = None,
+    ) -> None:
+        """Publish ``event``; ``recipients`` is required for ``PresenceChanged`` and only there.
+
+        Raises:
+            ValueError: ``recipients`` is missing for a ``PresenceChanged``, or set for
+                another event.
+        """
+        if isinstance(event, PresenceChanged) != (recipients is not None):
+            raise ValueError(
+                f"recipients {'missing' if recipients is None else 'set'} for a {event.type} "
+                "event: pass them for presence_changed only"
+            )
+        payload = _encode_broker_message(event, prev_seq, recipients)
         if self._reuses_own_payloads:
-            self._own_payloads[id(payload)] = (payload, event, prev_seq)
+            self._own_payloads[id(payload)] = _OwnPayload(payload, event, prev_seq, recipients)
             if len(self._own_payloads) > _MAX_OWN_PAYLOADS:
                 self._own_payloads.popitem(last=False)
         try:
@@ -1328,9 +1418,9 @@ class ChatService:
             # gap, and the republisher publishes the newest one again. Typing
             # and presence events are not logged, and are lost.
             logger.exception(
-                "publishing %s of conversation %r on channel %r failed; %s",
+                "publishing %s %s on channel %r failed; %s",
                 event.type,
-                event.conversation.id,
+                _describe_subject(event),
                 self._channel,
                 "publishing it again later" if event.seq is not None else "listeners miss it",
             )
@@ -1347,8 +1437,8 @@ class ChatService:
         if self._state is _State.CLOSED:
             return
         own = self._own_payloads.pop(id(payload), None)
-        if own is not None and own[0] is payload:
-            _, event, prev_seq = own
+        if own is not None and own.payload is payload:
+            event, prev_seq, recipients = own.event, own.prev_seq, own.recipients
         else:
             try:
                 message = _BrokerMessage.model_validate_json(payload)
@@ -1359,8 +1449,13 @@ class ChatService:
                     self._channel,
                 )
                 return
-            event, prev_seq = message.event, message.prev_seq
-        if event.seq is None:
+            event, prev_seq, recipients = message.event, message.prev_seq, message.recipients
+        if isinstance(event, PresenceChanged):
+            # Every presence event has recipients, because _publish requires
+            # them and _BrokerMessage rejects a message without them.
+            for user_id in recipients or ():
+                self._dispatch(user_id, event)
+        elif event.seq is None:
             self._dispatch_event(event)
         else:
             self._reorder.receive(event, prev_seq)
@@ -1369,6 +1464,10 @@ class ChatService:
         return await self._store.app_events_after(after_seq, limit=limit)
 
     def _dispatch_event(self, event: ChatEvent) -> None:
+        """Deliver an event that names its conversation to the conversation's recipients."""
+        # Presence events are never logged, and _on_broker_payload dispatches
+        # them to the recipients of their message.
+        assert not isinstance(event, PresenceChanged), "presence_changed has no conversation"
         for user_id in _recipients(event):
             self._dispatch(user_id, event)
 
@@ -1384,11 +1483,11 @@ class ChatService:
                 listener(event)
             except Exception:
                 logger.exception(
-                    "event listener of user %r raised on %s in conversation %r; "
+                    "event listener of user %r raised on %s %s; "
                     "other listeners still receive the event",
                     user_id,
                     event.type,
-                    event.conversation.id,
+                    _describe_subject(event),
                 )
 
     async def _require_conversation(self, conversation_id: str) -> Conversation:
@@ -1581,12 +1680,14 @@ def _authorize_read(user_id: str, conversation_id: str, conversation: Conversati
     _require_participant(user_id, _require_found(conversation_id, conversation))
 
 
-def _recipients(event: ChatEvent) -> list[str]:
+def _recipients(event: _ConversationEvent) -> list[str]:
     """Return who receives ``event``, live and by replay alike.
 
     These are the participants in the event's ``conversation``, which the
     store reads in the transaction of the change, plus the users a
     ``ConversationUpdated`` removed, so that they learn of their removal.
+    A ``PresenceChanged`` names no conversation, so its recipients travel
+    in its broker message.
     """
     user_ids = list(event.conversation.participants)
     if isinstance(event, ConversationUpdated):
@@ -1598,7 +1699,7 @@ def _recipients(event: ChatEvent) -> list[str]:
 # run inside the write transaction and return None when nothing changed.
 
 
-def _logged(event: ChatEvent) -> NewEvent:
+def _logged(event: _ConversationEvent) -> NewEvent:
     return NewEvent(event, _recipients(event))
 
 

@@ -13,6 +13,7 @@ They need PostgreSQL and Redis; see ``tests/services.py``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from talkjs_components import service as service_module
 from talkjs_components.broker.redis import RedisBroker, RedisSubscription
 from talkjs_components.broker.redis_presence import RedisPresenceTracker
 from talkjs_components.errors import BrokerError
@@ -215,6 +217,10 @@ async def add_chat(node: Node) -> None:
     )
 
 
+def _has_presence(inbox: Inbox, user_id: str, online: bool) -> bool:
+    return (user_id, online) in inbox.presence()
+
+
 def assert_in_seq_order_once(events: list[MessageSent]) -> None:
     numbers = [event.seq for event in events if event.seq is not None]
     assert len(numbers) == len(events), "a logged event has no seq"
@@ -405,6 +411,68 @@ async def test_presence_spans_nodes(cluster: Cluster) -> None:
     # so it would be in this list.
     assert bob.presence() == [("alice", True), ("alice", False)]
     assert offline_everywhere == [[], []]
+
+
+async def test_presence_crosses_nodes_once(cluster: Cluster) -> None:
+    first_node = await cluster.node()
+    second_node = await cluster.node()
+    await add_chat(first_node)
+    # Bob shares c1 and c2 with alice, carol shares c2, and erin shares nothing.
+    for user_id in ("carol", "erin"):
+        await first_node.service.upsert_user(User(id=user_id, name=user_id.title()))
+    participants = {user_id: Participation() for user_id in ("alice", "bob", "carol")}
+    await first_node.service.sync_conversation(TRUSTED, "c2", participants=participants)
+    inboxes = {user_id: Inbox() for user_id in ("bob", "carol", "erin")}
+    for user_id, inbox in inboxes.items():
+        second_node.service.subscribe(user_id, inbox)
+
+    first_node.service.subscribe("alice", lambda event: None, presence=True)
+    await first_node.service.flush_presence()
+    for user_id in ("bob", "carol"):
+        inbox = inboxes[user_id]
+        await inbox.wait_for(functools.partial(_has_presence, inbox, "alice", True), user_id)
+    # Redis delivers one node's publishes in order, so a presence event
+    # published twice would arrive before this message.
+    await first_node.service.send_message("alice", "c2", "after presence")
+    await inboxes["carol"].wait_for_messages(1)
+
+    assert inboxes["bob"].presence() == [("alice", True)]
+    assert inboxes["carol"].presence() == [("alice", True)]
+    assert inboxes["erin"].events == []
+    [message] = [
+        message
+        for message in second_node.broker.arrived
+        if message["event"]["type"] == "presence_changed"
+    ]
+    assert sorted(message["recipients"]) == ["alice", "bob", "carol"]
+    assert message["event"] == {
+        "seq": None,
+        "type": "presence_changed",
+        "userId": "alice",
+        "online": True,
+    }
+
+
+async def test_presence_recipients_from_broker_message(cluster: Cluster) -> None:
+    # Erin shares no conversation with zed, who does not even exist. The
+    # receiving node delivers to the recipients that the message lists,
+    # without reading the store.
+    first_node = await cluster.node()
+    second_node = await cluster.node()
+    await add_chat(first_node)
+    erin, bob = Inbox(), Inbox()
+    second_node.service.subscribe("erin", erin)
+    second_node.service.subscribe("bob", bob)
+    event = PresenceChanged(user_id="zed", online=True)
+
+    payload = service_module._encode_broker_message(event, None, ["erin"])
+    await first_node.broker.publish(f"events:{APP_ID}", payload)
+    await erin.wait_for(lambda: erin.presence() == [("zed", True)], "zed online")
+    await first_node.service.send_message("alice", "c1", "after presence")
+    await bob.wait_for_messages(1)
+
+    assert erin.events == [event]
+    assert bob.presence() == []
 
 
 async def test_presence_expires_with_crashed_node(cluster: Cluster) -> None:

@@ -594,7 +594,7 @@ EVERY_EVENT_TYPE: list[ChatEvent] = [
     MessageEdited(conversation=CONVERSATION, message=MESSAGE, seq=7),
     MessageDeleted(conversation=CONVERSATION, message_id="m1", message_seq=3, seq=8),
     TYPING,
-    PresenceChanged(conversation=CONVERSATION, user_id="bob", online=True),
+    PresenceChanged(user_id="bob", online=True),
 ]
 
 

@@ -640,6 +640,25 @@ async def test_events_delivered_live(running: RunningServer) -> None:
     assert first.sender is not None and first.sender.name == "Bob"
 
 
+async def test_presence_frame_names_only_user(running: RunningServer) -> None:
+    async with connect(url_of(running)) as bob, connect(url_of(running)) as alice:
+        await bob.send(hello("bob"))
+        assert (await receive_json(bob))["type"] == "welcome"
+        await alice.send(hello("alice"))
+        assert (await receive_json(alice))["type"] == "welcome"
+
+        frames: list[dict[str, Any]] = []
+        async with asyncio.timeout(TIMEOUT):
+            while not any(frame["event"].get("userId") == "alice" for frame in frames):
+                frames.append(json.loads(await bob.recv()))
+
+    assert frames[-1] == {
+        "type": "event",
+        "event": {"seq": None, "type": "presence_changed", "userId": "alice", "online": True},
+    }
+    assert [frame["event"]["type"] for frame in frames] == ["presence_changed"] * len(frames)
+
+
 async def test_resume_replays_missed_events_once(running: RunningServer) -> None:
     service = service_of(running)
     protocol = ClientProtocol(APP_ID, "alice")

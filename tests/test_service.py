@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -1276,6 +1277,167 @@ async def test_presence_published_for_sessions(chat: ChatService, broker: Memory
         ("alice", False),
     ]
     assert await chat.online_users(["alice"]) == []
+
+
+async def test_presence_once_per_sharing_listener(
+    chat: ChatService, broker: MemoryBroker, store: CountingStore
+) -> None:
+    # Alice is in c1 (with bob and dave), c2 (with bob and carol) and c3
+    # (with carol): bob and carol share two conversations with her.
+    for conversation_id, others in (("c2", ["bob", "carol"]), ("c3", ["carol"])):
+        participants = {user_id: Participation() for user_id in ["alice", *others]}
+        await chat.sync_conversation(TRUSTED, conversation_id, participants=participants)
+    await broker.flush()
+    listeners = {
+        "bob (first)": ("bob", Inbox()),
+        "bob (second)": ("bob", Inbox()),
+        "carol": ("carol", Inbox()),
+        "dave": ("dave", Inbox()),
+        "alice (without presence)": ("alice", Inbox()),
+    }
+    for user_id, inbox in listeners.values():
+        chat.subscribe(user_id, inbox)
+    reads_before = store.operations["list user conversations"]
+
+    session = chat.subscribe("alice", lambda event: None, presence=True)
+    await chat.flush_presence()
+    await broker.flush()
+    session.unsubscribe()
+    await chat.flush_presence()
+    await broker.flush()
+
+    for name, (_, inbox) in listeners.items():
+        presence = [event for event in inbox.events if isinstance(event, PresenceChanged)]
+        assert [(event.user_id, event.online) for event in presence] == [
+            ("alice", True),
+            ("alice", False),
+        ], name
+        assert inbox.types() == ["presence_changed", "presence_changed"], name
+        for event in presence:
+            assert event.to_wire().keys() == {"seq", "type", "userId", "online"}, name
+            assert event.seq is None, name
+    # One read of alice's conversations per change, not one per event.
+    assert store.operations["list user conversations"] - reads_before == 2
+
+
+async def test_presence_skips_unrelated_users(chat: ChatService, broker: MemoryBroker) -> None:
+    # Erin shares c4 with bob but no conversation with alice. Carol is in no conversation.
+    await add_users(chat, "erin")
+    await chat.sync_conversation(
+        TRUSTED, "c4", participants={"bob": Participation(), "erin": Participation()}
+    )
+    await broker.flush()
+    erin, carol, bob = Inbox(), Inbox(), Inbox()
+    chat.subscribe("erin", erin)
+    chat.subscribe("carol", carol)
+    chat.subscribe("bob", bob)
+
+    session = chat.subscribe("alice", lambda event: None, presence=True)
+    await chat.flush_presence()
+    await broker.flush()
+    session.unsubscribe()
+    await chat.flush_presence()
+    await broker.flush()
+
+    assert erin.events == []
+    assert carol.events == []
+    assert bob.types() == ["presence_changed", "presence_changed"]
+
+
+async def test_presence_without_conversations_publishes_nothing(
+    chat: ChatService, broker: MemoryBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    published: list[bytes] = []
+    publish = broker.publish
+
+    async def recording_publish(channel: str, payload: bytes) -> None:
+        published.append(payload)
+        await publish(channel, payload)
+
+    monkeypatch.setattr(broker, "publish", recording_publish)
+    carol = Inbox()
+    chat.subscribe("carol", carol)
+
+    session = chat.subscribe("carol", lambda event: None, presence=True)
+    await chat.flush_presence()
+    await broker.flush()
+    session.unsubscribe()
+    await chat.flush_presence()
+    await broker.flush()
+
+    assert await chat.online_users(["carol"]) == []
+    assert published == []
+    assert carol.events == []
+
+
+async def test_foreign_presence_uses_message_recipients(
+    chat: ChatService, broker: MemoryBroker
+) -> None:
+    # A payload from another node is dispatched to the recipients it lists,
+    # whatever conversations the user is in here.
+    carol, bob = Inbox(), Inbox()
+    chat.subscribe("carol", carol)
+    chat.subscribe("bob", bob)
+    event = PresenceChanged(user_id="alice", online=True)
+
+    payload = service_module._encode_broker_message(event, None, ["carol"])
+    await broker.publish(f"events:{APP_ID}", payload)
+    await broker.flush()
+
+    assert carol.events == [event]
+    assert bob.events == []
+
+
+@pytest.mark.parametrize(
+    ("message", "problem"),
+    [
+        (
+            {"prevSeq": None, "event": {"type": "presence_changed", "userId": "a", "online": True}},
+            "presence_changed event needs recipients",
+        ),
+        (
+            {
+                "prevSeq": None,
+                "recipients": ["bob"],
+                "event": {"type": "presence_changed", "seq": 5, "userId": "a", "online": True},
+            },
+            "presence_changed event needs recipients and no seq",
+        ),
+        (
+            {
+                "prevSeq": None,
+                "recipients": ["bob"],
+                "event": {
+                    "type": "typing_changed",
+                    "conversation": {"id": "c1", "participants": {"bob": {}}},
+                    "userId": "a",
+                    "typing": True,
+                    "expiresAt": 1,
+                },
+            },
+            "recipients are set for a typing_changed event",
+        ),
+    ],
+    ids=["presence without recipients", "presence with seq", "typing with recipients"],
+)
+async def test_invalid_presence_payload_ignored(
+    chat: ChatService,
+    broker: MemoryBroker,
+    caplog: pytest.LogCaptureFixture,
+    message: dict[str, Any],
+    problem: str,
+) -> None:
+    bob = Inbox()
+    chat.subscribe("bob", bob)
+
+    with caplog.at_level(logging.ERROR, logger="talkjs_components.service"):
+        await broker.publish(f"events:{APP_ID}", json.dumps(message).encode())
+        await broker.flush()
+
+    assert bob.events == []
+    [record] = [r for r in caplog.records if "ignored an invalid event payload" in r.getMessage()]
+    assert record.exc_info is not None
+    assert problem in str(record.exc_info[1])
 
 
 async def test_second_session_keeps_events(chat: ChatService, broker: MemoryBroker) -> None:

@@ -219,7 +219,9 @@ def _ActiveChatbox(
         following = [True]
 
         def on_event(event: ChatEvent) -> None:
-            if not following[0] or event.conversation.id != target_id:
+            if not following[0] or isinstance(event, PresenceChanged):
+                return
+            if event.conversation.id != target_id:
                 return
             if isinstance(event, ConversationUpdated):
                 set_conversation(event.conversation)
@@ -458,6 +460,14 @@ def _TypingIndicator(
             return
 
         def on_event(event: ChatEvent) -> None:
+            if isinstance(event, PresenceChanged):
+                # A typist whose connection dropped never sends typing=False.
+                # Presence events name no conversation, but only participants
+                # of this one are typists here, so others remove nothing.
+                if not event.online:
+                    gone_id = event.user_id
+                    set_typists(lambda old: {k: v for k, v in old.items() if k != gone_id})
+                return
             if event.conversation.id != conversation_id:
                 return
             if isinstance(event, TypingChanged) and event.user_id != session.me.id:
@@ -469,10 +479,6 @@ def _TypingIndicator(
             elif isinstance(event, MessageSent) and event.message.sender_id:
                 sender_id = event.message.sender_id
                 set_typists(lambda old: {k: v for k, v in old.items() if k != sender_id})
-            elif isinstance(event, PresenceChanged) and not event.online:
-                # A typist whose connection dropped never sends typing=False.
-                gone_id = event.user_id
-                set_typists(lambda old: {k: v for k, v in old.items() if k != gone_id})
 
         subscription = session.on_event(on_event)
         try:
@@ -508,7 +514,9 @@ def _Presence(session: TalkSession, conversation: Conversation) -> VdomDict:
     @use_async_effect(dependencies=[session, conversation.id, tuple(others)])
     async def follow() -> None:
         def on_event(event: ChatEvent) -> None:
-            if isinstance(event, PresenceChanged) and event.conversation.id == conversation.id:
+            # A presence event names no conversation, so it concerns this one
+            # when its user is a participant.
+            if isinstance(event, PresenceChanged) and event.user_id in conversation.participants:
                 user_id = event.user_id
                 if event.online:
                     set_online(lambda old: old | {user_id})

@@ -29,6 +29,7 @@ from ..models import (
     MessageEdited,
     MessageSent,
     MessageType,
+    PresenceChanged,
     UnreadConversation,
     User,
 )
@@ -310,6 +311,8 @@ class _FeedStore:
 
     def apply(self, event: ChatEvent) -> None:
         """Update the feed from one session event."""
+        if isinstance(event, PresenceChanged):
+            return
         conversation = event.conversation
         conversation_id = conversation.id
         if isinstance(event, ConversationUpdated) and self.me_id in event.removed_user_ids:

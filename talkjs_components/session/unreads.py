@@ -11,6 +11,7 @@ from ..models import (
     MessageDeleted,
     MessageSent,
     MessagesRead,
+    PresenceChanged,
     UnreadConversation,
     UnreadsSnapshot,
 )
@@ -92,6 +93,8 @@ class Unreads:
         """Apply an event that came after the snapshot; return whether the list changed."""
         table = self._by_conversation
         assert table is not None
+        if isinstance(event, PresenceChanged):
+            return False
         conversation_id = event.conversation.id
         if isinstance(event, MessageSent):
             message = event.message
