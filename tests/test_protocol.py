@@ -25,6 +25,7 @@ from talkjs_components.auth import App, authenticate, create_user_token
 from talkjs_components.errors import AuthError, ChatError, InvalidInput
 from talkjs_components.models import MAX_TEXT_LENGTH, User
 from talkjs_components.protocol import (
+    SUPPORTED_VERSIONS,
     ClientProtocol,
     ClientState,
     Close,
@@ -70,7 +71,7 @@ def frames_of(side: ServerProtocol | ClientProtocol) -> list[dict[str, Any]]:
 
 def hello(**fields: Any) -> str:
     """A hand-written hello of alice in app_1, with ``fields`` replacing the defaults."""
-    data: dict[str, Any] = {"type": "hello", "versions": [1], "appId": APP_ID, "userId": "alice"}
+    data: dict[str, Any] = {"type": "hello", "versions": [2], "appId": APP_ID, "userId": "alice"}
     data.update(fields)
     return json.dumps(data)
 
@@ -174,7 +175,7 @@ def test_handshake_opens_both_sides(link: Link) -> None:
 
     [received] = link.take_server_events()
     assert isinstance(received, HelloReceived)
-    assert received.version == 1
+    assert received.version == 2
     assert received.app_id == APP_ID
     assert received.user_id == "alice"
     assert received.credentials.token == "jwt"
@@ -192,7 +193,7 @@ def test_handshake_opens_both_sides(link: Link) -> None:
     [connected] = link.take_client_events()
     assert isinstance(connected, Connected)
     assert connected.user == User(id="alice", name="Alice", created_at=5)
-    assert connected.version == 1
+    assert connected.version == 2
     assert connected.resume is ResumeStatus.FRESH
     assert connected.limits.max_frame_bytes == 256 * 1024
     assert link.server.state is ServerState.OPEN
@@ -224,7 +225,7 @@ def test_welcome_frame_has_documented_fields() -> None:
 
     [welcome] = frames_of(server)
     assert welcome["type"] == "welcome"
-    assert welcome["version"] == 1
+    assert welcome["version"] == 2
     assert welcome["user"]["id"] == "alice"
     assert welcome["limits"] == {
         "maxFrameBytes": 1000,
@@ -388,14 +389,14 @@ def test_client_connect_twice_is_invalid(link: Link) -> None:
 def test_unsupported_version_closes_with_4002() -> None:
     server = ServerProtocol(T0)
 
-    server.receive_text(hello(versions=[2, 3]), T0)
+    server.receive_text(hello(versions=[1, 3]), T0)
 
     error, close = error_and_close(server)
     assert close == Close(CloseCode.UNSUPPORTED_VERSION, "unsupported_version")
     assert error["code"] == "unsupported_version"
     assert error["kind"] == "protocol_error"
     assert error["message"] == (
-        "protocol versions [2, 3] are not supported: this server speaks 1; update the client"
+        "protocol versions [1, 3] are not supported: this server speaks 2; update the client"
     )
     assert server.events_received() == []
 
@@ -431,7 +432,7 @@ def test_client_rejects_version_it_did_not_offer() -> None:
         json.dumps(
             {
                 "type": "welcome",
-                "version": 2,
+                "version": 3,
                 "user": {"id": "alice"},
                 "limits": {
                     "maxFrameBytes": 100,
@@ -449,7 +450,7 @@ def test_client_rejects_version_it_did_not_offer() -> None:
     assert client.close_to_send() == Close(CloseCode.PROTOCOL_ERROR, "protocol_error")
     [disconnected] = client.events_received()
     assert isinstance(disconnected, Disconnected)
-    assert "protocol version 2" in disconnected.error.message
+    assert "protocol version 3" in disconnected.error.message
 
 
 # -- malformed frames ------------------------------------------------------------------------
@@ -519,7 +520,7 @@ def test_invalid_hello_field_closes_and_names_it() -> None:
 def test_missing_hello_field_is_named() -> None:
     server = ServerProtocol(T0)
 
-    server.receive_text(json.dumps({"type": "hello", "versions": [1], "appId": APP_ID}), T0)
+    server.receive_text(json.dumps({"type": "hello", "versions": [2], "appId": APP_ID}), T0)
 
     error, _ = error_and_close(server)
     assert error["message"] == "field 'userId' of the hello frame is missing"
@@ -971,6 +972,6 @@ def test_doc_example_decodes(example: str) -> None:
     frame_type = json.loads(example)["type"]
 
     if frame_type in CLIENT_FRAME_TYPES:
-        decode_client_frame(example, max_bytes=10_000, supported_versions=(1,))
+        decode_client_frame(example, max_bytes=10_000, supported_versions=SUPPORTED_VERSIONS)
     if frame_type not in CLIENT_FRAME_TYPES or frame_type in ("ping", "pong"):
         decode_server_frame(example)

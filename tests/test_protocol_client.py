@@ -338,7 +338,7 @@ def test_requests_before_welcome_go_out_in_order() -> None:
     assert [sent["type"] for sent in frames_of(link.client)] == ["hello"]
 
     link.server.receive_text(
-        json.dumps({"type": "hello", "versions": [1], "appId": APP_ID, "userId": "alice"}), T0
+        json.dumps({"type": "hello", "versions": [2], "appId": APP_ID, "userId": "alice"}), T0
     )
     link.server.events_received()
     link.server.accept(User(id="alice"), latest_seq=0)
@@ -612,7 +612,7 @@ def test_shared_encoder_encodes_event_once() -> None:
     servers = [ServerProtocol(T0, event_encoder=encoder) for _ in range(3)]
     for server in servers:
         server.receive_text(
-            json.dumps({"type": "hello", "versions": [1], "appId": "app", "userId": "alice"}), T0
+            json.dumps({"type": "hello", "versions": [2], "appId": "app", "userId": "alice"}), T0
         )
         server.events_received()
         server.accept(User(id="alice"), latest_seq=0)
@@ -710,7 +710,7 @@ def test_accept_checks_resume_arguments(
     resume_after: int | None, latest_seq: int, resumed: bool, message: str
 ) -> None:
     server = ServerProtocol(T0)
-    hello: dict[str, Any] = {"type": "hello", "versions": [1], "appId": APP_ID, "userId": "a"}
+    hello: dict[str, Any] = {"type": "hello", "versions": [2], "appId": APP_ID, "userId": "a"}
     if resume_after is not None:
         hello["resumeAfter"] = resume_after
     server.receive_text(json.dumps(hello), T0)
@@ -730,7 +730,7 @@ def test_client_rejects_inconsistent_resume(last_seq: int | None, resume: str) -
     client.frames_to_send()
     welcome = {
         "type": "welcome",
-        "version": 1,
+        "version": 2,
         "user": {"id": "alice"},
         "limits": {
             "maxFrameBytes": 1000,

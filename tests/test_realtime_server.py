@@ -116,7 +116,7 @@ def url_of(running: RunningServer, app_id: str = APP_ID) -> str:
 def hello(user_id: str = "alice", **fields: Any) -> str:
     frame: dict[str, Any] = {
         "type": "hello",
-        "versions": [1],
+        "versions": [2],
         "appId": APP_ID,
         "userId": user_id,
         "credentials": {"token": create_user_token(APP, user_id)},
@@ -243,7 +243,7 @@ async def test_hello_gets_welcome(running: RunningServer) -> None:
         welcome = await receive_json(websocket)
 
     assert welcome["type"] == "welcome"
-    assert welcome["version"] == 1
+    assert welcome["version"] == 2
     assert welcome["user"]["id"] == "alice"
     assert welcome["user"]["name"] == "Alice"
     assert welcome["resume"] == "fresh"

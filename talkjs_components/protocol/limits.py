@@ -20,11 +20,15 @@ __all__ = [
     "ServerLimits",
 ]
 
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2
 """The newest protocol version this package speaks."""
 
-SUPPORTED_VERSIONS: Final[tuple[int, ...]] = (1,)
-"""Every protocol version this package speaks, oldest first."""
+SUPPORTED_VERSIONS: Final[tuple[int, ...]] = (2,)
+"""Every protocol version this package speaks, oldest first.
+
+Version 2 made ``presence_changed`` name a user without a conversation.
+Version 1 clients require the conversation, so version 1 is not spoken.
+"""
 
 REALTIME_PATH: Final = "/v1/{appId}/realtime"
 """URL path of a server's realtime endpoint, with the app id as one percent-encoded segment."""
