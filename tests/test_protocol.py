@@ -389,14 +389,14 @@ def test_client_connect_twice_is_invalid(link: Link) -> None:
 def test_unsupported_version_closes_with_4002() -> None:
     server = ServerProtocol(T0)
 
-    server.receive_text(hello(versions=[1, 3]), T0)
+    server.receive_text(hello(versions=[0, 3]), T0)
 
     error, close = error_and_close(server)
     assert close == Close(CloseCode.UNSUPPORTED_VERSION, "unsupported_version")
     assert error["code"] == "unsupported_version"
     assert error["kind"] == "protocol_error"
     assert error["message"] == (
-        "protocol versions [1, 3] are not supported: this server speaks 2; update the client"
+        "protocol versions [0, 3] are not supported: this server speaks 1, 2; update the client"
     )
     assert server.events_received() == []
 

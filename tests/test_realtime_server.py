@@ -659,6 +659,32 @@ async def test_presence_frame_names_only_user(running: RunningServer) -> None:
     assert [frame["event"]["type"] for frame in frames] == ["presence_changed"] * len(frames)
 
 
+async def test_version_1_gets_no_presence(running: RunningServer) -> None:
+    # Version 1 clients cannot read the presence_changed of version 2, whose
+    # conversation is gone, so the server sends them every other event only.
+    async with connect(url_of(running)) as bob, connect(url_of(running)) as alice:
+        await bob.send(hello("bob", versions=[1]))
+        welcome = await receive_json(bob)
+        assert welcome["type"] == "welcome"
+        assert welcome["version"] == 1
+        await alice.send(hello("alice"))
+        assert (await receive_json(alice))["version"] == 2
+        # Alice's own presence event reaches her and bob in one dispatch, so
+        # once she has it, any presence frame for bob is queued before the message.
+        async with asyncio.timeout(TIMEOUT):
+            while (json.loads(await alice.recv()))["event"].get("userId") != "alice":
+                pass
+        await service_of(running).send_message(TRUSTED, "group", "after alice", sender_id="carol")
+
+        frames: list[dict[str, Any]] = []
+        async with asyncio.timeout(TIMEOUT):
+            while not any(frame["event"]["type"] == "message_sent" for frame in frames):
+                frames.append(json.loads(await bob.recv()))
+
+    assert [frame["event"]["type"] for frame in frames] == ["message_sent"]
+    assert frames[0]["event"]["message"]["text"] == "after alice"
+
+
 async def test_resume_replays_missed_events_once(running: RunningServer) -> None:
     service = service_of(running)
     protocol = ClientProtocol(APP_ID, "alice")

@@ -22,7 +22,13 @@ from .close_codes import Close, CloseCode, ReconnectPolicy, reconnect_policy
 from .codec import EventFrameEncoder
 from .errors import ErrorCode, InvalidRequest, InvalidState, ProtocolError
 from .frames import ResumeStatus, WelcomeLimits, WireCredentials
-from .limits import PROTOCOL_VERSION, REALTIME_PATH, SUPPORTED_VERSIONS, ServerLimits
+from .limits import (
+    CLIENT_VERSIONS,
+    PROTOCOL_VERSION,
+    REALTIME_PATH,
+    SUPPORTED_VERSIONS,
+    ServerLimits,
+)
 from .requests import (
     DeleteMessage,
     EditMessage,
@@ -46,6 +52,7 @@ from .requests import (
 from .server import HelloReceived, RequestReceived, ServerEvent, ServerProtocol, ServerState
 
 __all__ = [
+    "CLIENT_VERSIONS",
     "PROTOCOL_VERSION",
     "REALTIME_PATH",
     "SUPPORTED_VERSIONS",

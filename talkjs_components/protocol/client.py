@@ -50,7 +50,7 @@ from .frames import (
     WelcomeLimits,
     WireCredentials,
 )
-from .limits import DEFAULT_HANDSHAKE_TIMEOUT, SUPPORTED_VERSIONS
+from .limits import CLIENT_VERSIONS, DEFAULT_HANDSHAKE_TIMEOUT
 from .requests import Request, SendMessage, result_adapter
 
 __all__ = [
@@ -187,7 +187,7 @@ class ClientProtocol:
         user_id: str,
         *,
         last_seq: int | None = None,
-        supported_versions: Sequence[int] = SUPPORTED_VERSIONS,
+        supported_versions: Sequence[int] = CLIENT_VERSIONS,
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
         key_prefix: str | None = None,
         resume: bool = True,

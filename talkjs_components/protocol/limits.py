@@ -9,6 +9,7 @@ from typing import Final
 from ..errors import InvalidInput
 
 __all__ = [
+    "CLIENT_VERSIONS",
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_HEARTBEAT_INTERVAL",
     "DEFAULT_IDLE_TIMEOUT",
@@ -23,11 +24,18 @@ __all__ = [
 PROTOCOL_VERSION: Final = 2
 """The newest protocol version this package speaks."""
 
-SUPPORTED_VERSIONS: Final[tuple[int, ...]] = (2,)
-"""Every protocol version this package speaks, oldest first.
+SUPPORTED_VERSIONS: Final[tuple[int, ...]] = (1, 2)
+"""Every protocol version the server accepts, oldest first.
 
 Version 2 made ``presence_changed`` name a user without a conversation.
-Version 1 clients require the conversation, so version 1 is not spoken.
+Version 1 clients require the conversation, so a connection of version 1
+gets no presence events, and everything else as before.
+"""
+
+CLIENT_VERSIONS: Final[tuple[int, ...]] = (PROTOCOL_VERSION,)
+"""The protocol versions this package's client offers in its hello.
+
+Only the newest: the client cannot read the presence events of version 1.
 """
 
 REALTIME_PATH: Final = "/v1/{appId}/realtime"

@@ -23,7 +23,7 @@ from enum import Enum
 from pydantic import ValidationError
 
 from ..errors import AuthError, ChatError, InvalidInput, NotFound, PermissionDenied
-from ..models import ChatEvent, User
+from ..models import ChatEvent, PresenceChanged, User
 from .close_codes import Close, CloseCode
 from .codec import (
     EventFrameEncoder,
@@ -407,7 +407,9 @@ class ServerProtocol:
         or below the resume point, is skipped. So the overlap of a replay and
         the live events does no harm when the I/O layer sends the replay
         first. Typing and presence events (``seq`` is ``None``) are always
-        sent. Nothing is sent once the connection is closed.
+        sent, except to a connection of protocol version 1, whose clients
+        cannot read the ``presence_changed`` of version 2 and get none.
+        Nothing is sent once the connection is closed.
 
         Raises:
             InvalidState: The welcome was not sent yet; hold events until ``accept()``.
@@ -419,6 +421,8 @@ class ServerProtocol:
                 f"cannot send a {event.type} event in state {self._state.value}: "
                 "call accept() first"
             )
+        if self._version == 1 and isinstance(event, PresenceChanged):
+            return False
         if event.seq is not None:
             if event.seq <= self._last_event_seq:
                 return False
