@@ -348,9 +348,10 @@ class PresenceChanged(BaseEvent):
     """Event: a user came online (their first session connected) or went offline.
 
     It is published once per change and reaches every user who shares at
-    least one conversation with that user, the user included. It names no
-    conversation, so a receiver does not learn which other conversations
-    the user is in. It is not stored.
+    least one conversation with that user, the user included. A user in no
+    conversation has none published. It names no conversation, so a
+    receiver does not learn which other conversations the user is in. It
+    is not stored.
     """
 
     type: Literal["presence_changed"] = "presence_changed"

@@ -192,6 +192,13 @@ class _OwnPayload(NamedTuple):
     recipients: Sequence[str] | None
 
 
+INVALID_PAYLOAD_LOG_INTERVAL = 60.0
+"""Seconds between two log lines about ignored broker payloads.
+
+The payloads ignored in between are counted in the next line.
+"""
+
+
 def _describe_subject(event: ChatEvent) -> str:
     """Return what ``event`` is about, for log messages: its conversation or its user."""
     if isinstance(event, PresenceChanged):
@@ -207,7 +214,7 @@ class _BrokerMessage(BaseModel):
     prev_seq: int | None = Field(default=None, alias="prevSeq")
     """``seq`` of the app's event before ``event`` in the log; ``None`` for an unlogged event."""
     recipients: list[str] | None = None
-    """Users who receive a ``PresenceChanged``; ``None`` for the other events.
+    """Users who receive a ``PresenceChanged``, and ``None`` for the other events.
 
     The other events name their conversation, whose participants are the
     recipients (:func:`_recipients`).
@@ -216,10 +223,19 @@ class _BrokerMessage(BaseModel):
 
     @model_validator(mode="after")
     def _check_presence_fields(self) -> _BrokerMessage:
-        is_presence = isinstance(self.event, PresenceChanged)
-        if is_presence and (self.recipients is None or self.event.seq is not None):
-            raise ValueError("a presence_changed event needs recipients and no seq")
-        if not is_presence and self.recipients is not None:
+        event = self.event
+        if isinstance(event, PresenceChanged):
+            if self.recipients is None:
+                raise ValueError(
+                    f"recipients missing for the presence_changed event of user "
+                    f"{event.user_id!r}: a presence event is delivered to its recipients only"
+                )
+            if event.seq is not None:
+                raise ValueError(
+                    f"the presence_changed event of user {event.user_id!r} has seq "
+                    f"{event.seq}, but presence events are not logged and have none"
+                )
+        elif self.recipients is not None:
             raise ValueError(
                 f"recipients are set for a {self.event.type} event, whose conversation names them"
             )
@@ -231,11 +247,11 @@ def _encode_broker_message(
 ) -> bytes:
     """Return the JSON of a :class:`_BrokerMessage`, serializing the event only once."""
     prev = b"null" if prev_seq is None else str(prev_seq).encode()
-    listed = b"" if recipients is None else b',"recipients":' + _json_list(recipients)
+    recipients_field = b"" if recipients is None else b',"recipients":' + _json_list(recipients)
     return (
         b'{"prevSeq":'
         + prev
-        + listed
+        + recipients_field
         + b',"event":'
         + event.model_dump_json(by_alias=True).encode()
         + b"}"
@@ -391,6 +407,10 @@ class ChatService:
         # the payload, which the entry keeps alive, so an id is never reused.
         self._reuses_own_payloads = isinstance(broker, MemoryBroker)
         self._own_payloads: OrderedDict[int, _OwnPayload] = OrderedDict()
+        # Broker payloads ignored since the last log line about them, and
+        # time.monotonic() of that line (see _report_invalid_payload).
+        self._invalid_payloads = 0
+        self._invalid_payloads_logged_at: float | None = None
         self._listener_ids = itertools.count()
         # (conversation id, user id) -> _monotonic_ms() of the last published
         # typing=True, oldest first. Entries older than TYPING_STATE_MAX_AGE_MS
@@ -1352,8 +1372,9 @@ class ChatService:
         the user had no such subscription on any service of the app, one
         ``PresenceChanged(online=True)`` is published to every user who
         shares a conversation with the user, the user included, and when
-        the last one anywhere ends, ``online=False``. One service publishes
-        a user's presence events in the order of the changes.
+        the last one anywhere ends, ``online=False``. Nothing is published
+        for a user in no conversation. Each service publishes the changes it
+        decides in the order they happened.
 
         Raises:
             InvalidInput: ``user_id`` is not a valid id.
@@ -1392,7 +1413,9 @@ class ChatService:
         *,
         recipients: Sequence[str] | None = None,
     ) -> None:
-        """Publish ``event``; ``recipients`` is required for ``PresenceChanged`` and only there.
+        """Publish ``event`` on the app's channel, with ``recipients`` for a ``PresenceChanged``.
+
+        ``recipients`` is required for a ``PresenceChanged`` and allowed for no other event.
 
         Raises:
             ValueError: ``recipients`` is missing for a ``PresenceChanged``, or set for
@@ -1442,12 +1465,8 @@ class ChatService:
         else:
             try:
                 message = _BrokerMessage.model_validate_json(payload)
-            except ValidationError:
-                logger.exception(
-                    "ignored an invalid event payload of %d bytes on channel %r",
-                    len(payload),
-                    self._channel,
-                )
+            except ValidationError as exc:
+                self._report_invalid_payload(payload, exc)
                 return
             event, prev_seq, recipients = message.event, message.prev_seq, message.recipients
         if isinstance(event, PresenceChanged):
@@ -1459,6 +1478,31 @@ class ChatService:
             self._dispatch_event(event)
         else:
             self._reorder.receive(event, prev_seq)
+
+    def _report_invalid_payload(self, payload: bytes, error: ValidationError) -> None:
+        """Log an ignored broker payload: the first in full, then a count per interval.
+
+        A node of another release can send a payload this one cannot read for
+        every event, so logging each one would flood the log.
+        """
+        self._invalid_payloads += 1
+        now = time.monotonic()
+        last = self._invalid_payloads_logged_at
+        if last is not None and now - last < INVALID_PAYLOAD_LOG_INTERVAL:
+            return
+        count, self._invalid_payloads = self._invalid_payloads, 0
+        self._invalid_payloads_logged_at = now
+        problem = error.errors()[0]
+        logger.error(
+            "ignored %d invalid event payload(s) on channel %r since the last report; "
+            "the latest has %d bytes: %s at %s",
+            count,
+            self._channel,
+            len(payload),
+            problem["msg"],
+            problem["loc"],
+            exc_info=error if last is None else None,
+        )
 
     async def _read_app_events(self, after_seq: int, limit: int) -> EventsPage:
         return await self._store.app_events_after(after_seq, limit=limit)

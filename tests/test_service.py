@@ -1393,7 +1393,7 @@ async def test_foreign_presence_uses_message_recipients(
     [
         (
             {"prevSeq": None, "event": {"type": "presence_changed", "userId": "a", "online": True}},
-            "presence_changed event needs recipients",
+            "recipients missing for the presence_changed event of user 'a'",
         ),
         (
             {
@@ -1401,7 +1401,7 @@ async def test_foreign_presence_uses_message_recipients(
                 "recipients": ["bob"],
                 "event": {"type": "presence_changed", "seq": 5, "userId": "a", "online": True},
             },
-            "presence_changed event needs recipients and no seq",
+            "has seq 5, but presence events are not logged",
         ),
         (
             {
@@ -1435,9 +1435,35 @@ async def test_invalid_presence_payload_ignored(
         await broker.flush()
 
     assert bob.events == []
-    [record] = [r for r in caplog.records if "ignored an invalid event payload" in r.getMessage()]
+    [record] = [r for r in caplog.records if "ignored 1 invalid event payload" in r.getMessage()]
     assert record.exc_info is not None
     assert problem in str(record.exc_info[1])
+
+
+async def test_invalid_payloads_logged_once_per_interval(
+    chat: ChatService,
+    broker: MemoryBroker,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A node of another release can send an unreadable payload for every
+    # event: the first is logged in full, later ones are counted.
+    unreadable = json.dumps({"prevSeq": None, "event": {"type": "no_such_event"}}).encode()
+    with caplog.at_level(logging.ERROR, logger="talkjs_components.service"):
+        for _ in range(3):
+            await broker.publish(f"events:{APP_ID}", unreadable)
+        await broker.flush()
+        # Once the interval has passed, the next one reports the count.
+        monkeypatch.setattr(service_module, "INVALID_PAYLOAD_LOG_INTERVAL", 0.0)
+        await broker.publish(f"events:{APP_ID}", unreadable)
+        await broker.flush()
+
+    records = [r for r in caplog.records if "invalid event payload" in r.getMessage()]
+    assert len(records) == 2
+    assert "ignored 1 invalid event payload(s)" in records[0].getMessage()
+    assert records[0].exc_info is not None
+    assert "ignored 3 invalid event payload(s)" in records[1].getMessage()
+    assert records[1].exc_info is None
 
 
 async def test_second_session_keeps_events(chat: ChatService, broker: MemoryBroker) -> None:
