@@ -21,11 +21,11 @@ from talkjs_components.components.chatbox_props import (
 )
 from talkjs_components.embedded import EmbeddedBackend
 from talkjs_components.errors import InvalidInput
-from talkjs_components.models import AccessLevel, Participation, User
+from talkjs_components.models import AccessLevel, ChatEvent, Participation, PresenceChanged, User
 from talkjs_components.service import TRUSTED, Limits
 from talkjs_components.session import UIBox
 
-from .layout_tools import LayoutRunner, alice_session, find_all
+from .layout_tools import LayoutRunner, alice_session, find_all, text_of
 from .remote_backend import ChatBackend
 from .test_session import age_all_events, service_while_closed
 from .waiting import wait_until
@@ -236,6 +236,38 @@ async def test_typing_indicator_shows_and_clears(backend: EmbeddedBackend) -> No
         await runner.until(lambda r: "typing" not in r.text)
 
 
+async def test_typing_cleared_when_typist_offline(backend: EmbeddedBackend) -> None:
+    session_ref: Ref[TalkSession | None] = Ref(None)
+    root = alice_session(backend, Chatbox(conversation_id="group"), session_ref=session_ref)
+    async with LayoutRunner(root) as runner:
+        await runner.until(lambda r: _loaded(r) and session_ref.current is not None)
+        assert session_ref.current is not None
+        offline: list[str] = []
+
+        def record_offline(event: ChatEvent) -> None:
+            if isinstance(event, PresenceChanged) and not event.online:
+                offline.append(event.user_id)
+
+        session_ref.current.on_event(record_offline)
+        bob = _user_session(backend, "bob")
+        try:
+            await bob.wait_ready()
+            await bob.set_typing("group", True)
+            await runner.until(lambda r: _typing_label(r) == "Bob is typing…")
+        finally:
+            bob.destroy()
+        await wait_until(lambda: "bob" in offline, what="bob's offline presence event")
+
+        # The indicator is read at the next event after bob's offline one, so
+        # no wait needs a bound below TYPING_EXPIRY_MS (8 s), after which bob's
+        # typing expires anyway. Alice's session calls its handlers one event
+        # at a time, in order, so once carol's typing shows, the indicator has
+        # handled bob's presence event.
+        await backend.service.set_typing("carol", "group", True)
+        await runner.until(lambda r: "Carol" in _typing_label(r))
+        assert _typing_label(runner) == "Carol is typing…"
+
+
 async def test_composer_typing_reaches_others(backend: EmbeddedBackend) -> None:
     seen: list[tuple[str, bool]] = []
     backend.service.subscribe(
@@ -360,6 +392,57 @@ async def test_group_presence_counts(backend: EmbeddedBackend) -> None:
         carol.destroy()
 
 
+async def test_presence_of_partner_in_pair_only(backend: EmbeddedBackend) -> None:
+    # Dave shares no conversation with alice but "pair", unlike bob and carol,
+    # who are also in "group".
+    await backend.service.upsert_user(User(id="dave", name="Dave"))
+    await backend.service.sync_conversation(
+        TRUSTED, "pair", participants={"alice": Participation(), "dave": Participation()}
+    )
+    async with LayoutRunner(alice_session(backend, Chatbox(conversation_id="pair"))) as runner:
+        await runner.until(lambda r: "Dave" in r.text)
+        assert _header_presence(runner) == ("Offline", "offline")
+
+        # Dave may connect before the header's query of online_users returns,
+        # so the first "Online" can come from the query. He then connects a
+        # second time: the header queries only when it mounts or the
+        # participants change, so every later change comes from a presence event.
+        for _ in range(2):
+            dave = _user_session(backend, "dave")
+            try:
+                await dave.wait_ready()
+                await runner.until(lambda r: _header_presence(r) == ("Online", "online"))
+            finally:
+                dave.destroy()
+            await runner.until(lambda r: _header_presence(r) == ("Offline", "offline"))
+
+
+async def test_presence_of_participant_added_online(backend: EmbeddedBackend) -> None:
+    # Dave is in no conversation when he connects, so his coming online
+    # publishes no presence event. The header learns it only by querying
+    # online_users again when he is added.
+    await backend.service.upsert_user(User(id="dave", name="Dave"))
+    await backend.service.sync_conversation(
+        TRUSTED, "team", participants={"alice": Participation(), "bob": Participation()}
+    )
+    dave = _user_session(backend, "dave")
+    try:
+        await dave.wait_ready()
+        async with LayoutRunner(alice_session(backend, Chatbox(conversation_id="team"))) as runner:
+            await runner.until(lambda r: "Bob" in r.text)
+            assert _header_presence(runner) == ("Offline", "offline")
+
+            await backend.service.sync_conversation(
+                TRUSTED, "team", participants={"dave": Participation()}
+            )
+            await runner.until(lambda r: _header_presence(r) == ("1 online", "online"))
+
+            dave.destroy()
+            await runner.until(lambda r: _header_presence(r) == ("0 online", "offline"))
+    finally:
+        dave.destroy()
+
+
 async def test_header_picture(backend: EmbeddedBackend) -> None:
     await backend.service.upsert_user(User(id="bob", photo_url="https://example.com/bob.png"))
     await backend.service.sync_conversation(
@@ -378,3 +461,33 @@ def _large_avatars(runner: LayoutRunner) -> list[dict[str, Any]]:
         runner.model,
         lambda node: "tjs-avatar--large" in node.get("attributes", {}).get("className", ""),
     )
+
+
+def _user_session(backend: ChatBackend, user_id: str) -> TalkSession:
+    """Return a new ``TalkSession`` of ``user_id``, which makes the user online once ready."""
+    token = create_user_token(backend.app, user_id)
+    return TalkSession(backend.app.app_id, user_id, token=token)
+
+
+def _typing_label(runner: LayoutRunner) -> str:
+    """Return the text of the typing indicator, empty when no other participant types."""
+    indicators = find_all(runner.model, lambda node: _has_class(node, "tjs-typing"))
+    return "".join(text_of(indicator) for indicator in indicators)
+
+
+def _header_presence(runner: LayoutRunner) -> tuple[str, str]:
+    """Return the header's presence label and state (``online`` or ``offline``).
+
+    Raises:
+        LookupError: No presence element is rendered.
+    """
+    found = find_all(runner.model, lambda node: _has_class(node, "tjs-presence"))
+    if not found:
+        raise LookupError("no element with class tjs-presence is rendered")
+    classes = found[0]["attributes"]["className"].split()
+    state = "online" if "tjs-presence--online" in classes else "offline"
+    return text_of(found[0]), state
+
+
+def _has_class(node: dict[str, Any], name: str) -> bool:
+    return name in node.get("attributes", {}).get("className", "").split()

@@ -526,6 +526,9 @@ def _Presence(session: TalkSession, conversation: Conversation) -> VdomDict:
         subscription = session.on_event(on_event)
         try:
             try:
+                # NOTE: a presence event handled while this query is in flight
+                # is overwritten by its answer, which may predate it, until the
+                # user's next change. Reasoned from the code, not reproduced.
                 set_online(frozenset(await session.online_users(others)))
             except ChatError as exc:
                 logger.debug("presence of %r unknown: %s", others, exc.message)

@@ -467,7 +467,11 @@ class TalkSession:
         return Subscription(lambda: _discard(self._error_handlers, handler))
 
     def on_event(self, handler: EventHandler) -> Subscription:
-        """Call ``handler`` with every raw event of the user's conversations (used by the UI)."""
+        """Call ``handler`` with every raw event that reaches the user (used by the UI).
+
+        These are the events of the user's conversations, and the
+        ``PresenceChanged`` of every user who shares a conversation with them.
+        """
         self._ensure_alive("on_event")
         self._event_handlers.append(handler)
         return Subscription(lambda: _discard(self._event_handlers, handler))
