@@ -443,6 +443,22 @@ async def test_presence_of_participant_added_online(backend: EmbeddedBackend) ->
         dave.destroy()
 
 
+async def test_header_names_added_participant(backend: EmbeddedBackend) -> None:
+    await backend.service.upsert_user(User(id="dave", name="Dave"))
+    await backend.service.sync_conversation(
+        TRUSTED, "team", participants={"alice": Participation(), "bob": Participation()}
+    )
+    async with LayoutRunner(alice_session(backend, Chatbox(conversation_id="team"))) as runner:
+        await runner.until(lambda r: _header_title(r) == "Bob")
+
+        await backend.service.sync_conversation(
+            TRUSTED, "team", participants={"dave": Participation()}
+        )
+        # By name, as for the participants read when the conversation opened.
+        await runner.until(lambda r: "Dave" in _header_title(r))
+        assert "dave" not in _header_title(runner)
+
+
 async def test_header_picture(backend: EmbeddedBackend) -> None:
     await backend.service.upsert_user(User(id="bob", photo_url="https://example.com/bob.png"))
     await backend.service.sync_conversation(
@@ -487,6 +503,13 @@ def _header_presence(runner: LayoutRunner) -> tuple[str, str]:
     classes = found[0]["attributes"]["className"].split()
     state = "online" if "tjs-presence--online" in classes else "offline"
     return text_of(found[0]), state
+
+
+def _header_title(runner: LayoutRunner) -> str:
+    """Return the text of the Chatbox header's title."""
+    return "".join(
+        text_of(node) for node in find_all(runner.model, lambda node: _has_class(node, "tjs-title"))
+    )
 
 
 def _has_class(node: dict[str, Any], name: str) -> bool:

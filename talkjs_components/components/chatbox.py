@@ -217,6 +217,22 @@ def _ActiveChatbox(
         if target_id is None:
             return
         following = [True]
+        lookups: set[asyncio.Task[None]] = set()
+
+        async def learn_new_participants(participant_ids: list[str]) -> None:
+            try:
+                known = await session.get_users(participant_ids)
+            except ChatError as exc:
+                logger.info(
+                    "chatbox of user %r could not read new participants %r: %s",
+                    session.me.id,
+                    participant_ids,
+                    exc.message,
+                )
+                return
+            if following[0]:
+                cache.add_users(known)
+                set_layout_version(lambda version: version + 1)
 
         def on_event(event: ChatEvent) -> None:
             if not following[0] or isinstance(event, PresenceChanged):
@@ -225,6 +241,13 @@ def _ActiveChatbox(
                 return
             if isinstance(event, ConversationUpdated):
                 set_conversation(event.conversation)
+                # The header names participants from cache.users, which holds
+                # only the users read when the conversation opened.
+                unknown = sorted(set(event.conversation.participants) - cache.users.keys())
+                if unknown:
+                    lookup = asyncio.get_running_loop().create_task(learn_new_participants(unknown))
+                    lookups.add(lookup)
+                    lookup.add_done_callback(lookups.discard)
             elif isinstance(event, MessageSent):
                 if event.sender is not None:
                     cache.add_users({event.sender.id: event.sender})
@@ -262,6 +285,8 @@ def _ActiveChatbox(
         finally:
             following[0] = False
             subscription.unsubscribe()
+            for lookup in lookups:
+                lookup.cancel()
 
     async def load_older(_event: Any) -> None:
         first = cache.first
