@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 from reactpy import Ref
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as serve_websocket
 
 from talkjs_components import Chatbox, TalkSession
-from talkjs_components.auth import create_user_token
+from talkjs_components.auth import App, create_user_token
+from talkjs_components.components.chatbox import _Presence
 from talkjs_components.components.chatbox_events import (
     LeaveConversationEvent,
     SendMessageEvent,
@@ -21,9 +25,19 @@ from talkjs_components.components.chatbox_props import (
 )
 from talkjs_components.embedded import EmbeddedBackend
 from talkjs_components.errors import InvalidInput
-from talkjs_components.models import AccessLevel, ChatEvent, Participation, PresenceChanged, User
+from talkjs_components.models import (
+    AccessLevel,
+    ChatEvent,
+    Conversation,
+    Participation,
+    PresenceChanged,
+    UnreadsSnapshot,
+    User,
+)
+from talkjs_components.protocol import HelloReceived, ServerProtocol
+from talkjs_components.protocol.requests import OnlineUsers
 from talkjs_components.service import TRUSTED, Limits
-from talkjs_components.session import UIBox
+from talkjs_components.session import UIBox, WebSocketTransport
 
 from .layout_tools import LayoutRunner, alice_session, find_all, text_of
 from .remote_backend import ChatBackend
@@ -514,3 +528,48 @@ def _header_title(runner: LayoutRunner) -> str:
 
 def _has_class(node: dict[str, Any], name: str) -> bool:
     return name in node.get("attributes", {}).get("className", "").split()
+
+
+async def test_presence_heard_during_query_kept() -> None:
+    # The server is the real protocol machine with scripted results. It sends
+    # dave's presence event before the result of the header's online_users
+    # query, and that result (computed before dave connected) lacks him. A
+    # real server does this when the query waits on the broker's tracker
+    # while the event is delivered. Then bob comes online. Both events are
+    # newer than the result, so the header must end with both online.
+    async def scripted_server(websocket: ServerConnection) -> None:
+        loop = asyncio.get_running_loop()
+        machine = ServerProtocol(loop.time())
+        async for text in websocket:
+            machine.receive_text(str(text), loop.time())
+            for event in machine.events_received():
+                if isinstance(event, HelloReceived):
+                    machine.accept(User(id="alice", name="Alice"), latest_seq=0)
+                elif isinstance(event.request, OnlineUsers):
+                    machine.send_event(PresenceChanged(user_id="dave", online=True))
+                    machine.send_result(event.request_id, [])
+                    machine.send_event(PresenceChanged(user_id="bob", online=True))
+                else:
+                    snapshot = UnreadsSnapshot(unreads=[], read_positions={}, as_of_event_seq=0)
+                    machine.send_result(event.request_id, snapshot)
+            for frame in machine.frames_to_send():
+                await websocket.send(frame)
+
+    async with serve_websocket(scripted_server, "127.0.0.1", 0) as listening:
+        port = next(iter(listening.sockets)).getsockname()[1]
+        app = App("scripted", "sk_test_" + "s" * 40)
+        session = TalkSession(
+            app.app_id,
+            "alice",
+            token=create_user_token(app, "alice"),
+            transport=WebSocketTransport(f"ws://127.0.0.1:{port}"),
+        )
+        group = Conversation(
+            id="trio", participants={user: Participation() for user in ("alice", "bob", "dave")}
+        )
+        try:
+            await session.wait_ready()
+            async with LayoutRunner(_Presence(session, group)) as runner:
+                await runner.until(lambda r: _header_presence(r) == ("2 online", "online"))
+        finally:
+            session.destroy()

@@ -538,11 +538,17 @@ def _Presence(session: TalkSession, conversation: Conversation) -> VdomDict:
 
     @use_async_effect(dependencies=[session, conversation.id, tuple(others)])
     async def follow() -> None:
+        # Changes heard while the online_users query runs. Its result may
+        # predate them, so they are applied on top of it. A change that the
+        # result already contains is applied twice, which does no harm.
+        heard: dict[str, bool] = {}
+
         def on_event(event: ChatEvent) -> None:
             # A presence event names no conversation, so it concerns this one
             # when its user is a participant.
             if isinstance(event, PresenceChanged) and event.user_id in conversation.participants:
                 user_id = event.user_id
+                heard[user_id] = event.online
                 if event.online:
                     set_online(lambda old: old | {user_id})
                 else:
@@ -551,12 +557,16 @@ def _Presence(session: TalkSession, conversation: Conversation) -> VdomDict:
         subscription = session.on_event(on_event)
         try:
             try:
-                # NOTE: a presence event handled while this query is in flight
-                # is overwritten by its answer, which may predate it, until the
-                # user's next change. Reasoned from the code, not reproduced.
-                set_online(frozenset(await session.online_users(others)))
+                found = set(await session.online_users(others))
             except ChatError as exc:
                 logger.debug("presence of %r unknown: %s", others, exc.message)
+            else:
+                for user_id, is_online in heard.items():
+                    if is_online:
+                        found.add(user_id)
+                    else:
+                        found.discard(user_id)
+                set_online(frozenset(found))
             await asyncio.Event().wait()
         finally:
             subscription.unsubscribe()
