@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .context import QUICK_SIZES, Context, Sizes
+from .context import QUICK_SIZES, Context, Sizes, parse_sizes
 from .machine import load_average, machine_facts, product_source
 from .processes import REPO_ROOT
 from .report import ScenarioResult, format_table
@@ -52,18 +52,6 @@ Synapse: """
 )
 
 
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid size list {text!r}: use comma-separated integers, like 100,1000"
-        ) from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"invalid size list {text!r}: sizes must be at least 1")
-    return values
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -89,17 +77,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seconds", type=float, help="throughput: seconds per run (default: 10)")
     parser.add_argument(
-        "--senders", type=_sizes, help="throughput: sender counts, comma-separated (default: 1,8)"
+        "--senders",
+        type=parse_sizes,
+        help="throughput: sender counts, comma-separated (default: 1,8)",
     )
     parser.add_argument(
-        "--fanout-sizes", type=_sizes, help="fan-out: receiver counts (default: 100,1000)"
+        "--fanout-sizes", type=parse_sizes, help="fan-out: receiver counts (default: 100,1000)"
     )
     parser.add_argument("--fanout-rounds", type=int, help="fan-out: measured rounds (default: 5)")
     parser.add_argument(
-        "--idle-sizes", type=_sizes, help="idle: session counts (default: 1000,5000)"
+        "--idle-sizes", type=parse_sizes, help="idle: session counts (default: 1000,5000)"
     )
     parser.add_argument(
-        "--ui-histories", type=_sizes, help="ui: messages on screen (default: 10,1000)"
+        "--ui-histories", type=parse_sizes, help="ui: messages on screen (default: 10,1000)"
     )
     parser.add_argument(
         "--ui-rounds", type=int, help="ui: measured sends per history (default: 20)"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["QUICK_SIZES", "Context", "Sizes"]
+__all__ = ["QUICK_SIZES", "Context", "Sizes", "parse_sizes"]
 
 logger = logging.getLogger("benchmarks")
 
@@ -68,3 +69,20 @@ class Context:
     def log(self, message: str, *arguments: object) -> None:
         """Log progress with the seconds since the run began."""
         logger.info("[%6.1f s] " + message, time.monotonic() - self.started, *arguments)
+
+
+def parse_sizes(text: str) -> tuple[int, ...]:
+    """Parse a command-line list of sizes such as ``100,1000``.
+
+    Raises:
+        argparse.ArgumentTypeError: ``text`` is not a list of integers of at least 1.
+    """
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid size list {text!r}: use comma-separated integers, like 100,1000"
+        ) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"invalid size list {text!r}: sizes must be at least 1")
+    return values

@@ -42,6 +42,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from .context import parse_sizes
 from .machine import load_average, machine_facts, product_source, raise_file_limit
 from .processes import REPO_ROOT
 from .realtime_client import MAX_FRAME_BYTES, close_all, hello_text
@@ -214,18 +215,6 @@ def _format(result: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid size list {text!r}: use comma-separated integers, like 200,1000"
-        ) from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"invalid size list {text!r}: sizes must be at least 1")
-    return values
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.presence_connect",
@@ -234,7 +223,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--sizes",
-        type=_sizes,
+        type=parse_sizes,
         default=DEFAULT_SIZES,
         help="participant counts, comma-separated (default: 200,1000)",
     )

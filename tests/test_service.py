@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import logging
+import typing
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -1438,6 +1439,14 @@ async def test_invalid_presence_payload_ignored(
     [record] = [r for r in caplog.records if "ignored 1 invalid event payload" in r.getMessage()]
     assert record.exc_info is not None
     assert problem in str(record.exc_info[1])
+
+
+def test_conversation_events_are_all_but_presence() -> None:
+    # service.py spells out the union of events that name a conversation;
+    # a new event type must be added there too.
+    union = typing.get_args(ChatEvent)[0]
+    expected = set(typing.get_args(union)) - {PresenceChanged}
+    assert set(typing.get_args(service_module._ConversationEvent)) == expected
 
 
 async def test_invalid_payloads_logged_once_per_interval(
