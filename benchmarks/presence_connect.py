@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -45,7 +44,7 @@ from websockets.exceptions import ConnectionClosed
 from .context import parse_sizes
 from .machine import load_average, machine_facts, product_source, raise_file_limit
 from .processes import REPO_ROOT
-from .realtime_client import MAX_FRAME_BYTES, close_all, hello_text
+from .realtime_client import MAX_FRAME_BYTES, close_all, close_reading, hello_text
 from .scenarios.fanout import wait_until_idle
 from .talk_server import APP_ID, TalkServer, create_conversation, create_users, serving_talk
 
@@ -115,14 +114,7 @@ class PresenceReceiver:
 
     async def close(self) -> None:
         """Close the websocket, waiting at most a few seconds for the closing handshake."""
-        if self._websocket is not None:
-            with contextlib.suppress(ConnectionClosed, OSError, TimeoutError):
-                async with asyncio.timeout(5):
-                    await self._websocket.close()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        await close_reading(self._websocket, self._reader)
 
 
 async def _wait_for_frames(

@@ -43,6 +43,7 @@ __all__ = [
     "RawReceiver",
     "WatchHolder",
     "close_all",
+    "close_reading",
     "connect_all",
     "hello_text",
 ]
@@ -290,14 +291,7 @@ class RawReceiver:
 
     async def close(self) -> None:
         """Close the websocket, waiting at most a few seconds for the closing handshake."""
-        if self._websocket is not None:
-            with contextlib.suppress(ConnectionClosed, OSError, TimeoutError):
-                async with asyncio.timeout(5):
-                    await self._websocket.close()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        await close_reading(self._websocket, self._reader)
 
 
 class WatchHolder:
@@ -334,3 +328,17 @@ async def close_all(clients: list[Any], concurrency: int = 200) -> None:
             await client.close()
 
     await asyncio.gather(*(one(client) for client in clients), return_exceptions=True)
+
+
+async def close_reading(
+    websocket: ClientConnection | None, reader: asyncio.Task[None] | None
+) -> None:
+    """Close ``websocket``, waiting at most 5 s for the closing handshake, then stop ``reader``."""
+    if websocket is not None:
+        with contextlib.suppress(ConnectionClosed, OSError, TimeoutError):
+            async with asyncio.timeout(5):
+                await websocket.close()
+    if reader is not None:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader

@@ -29,6 +29,7 @@ __all__ = [
     "ChatEvent",
     "Conversation",
     "ConversationAttributes",
+    "ConversationEvent",
     "ConversationUpdated",
     "EventsPage",
     "Message",
@@ -359,16 +360,17 @@ class PresenceChanged(BaseEvent):
     online: bool
 
 
-ChatEvent = Annotated[
+ConversationEvent = (
     MessageSent
     | ConversationUpdated
     | MessagesRead
     | MessageEdited
     | MessageDeleted
     | TypingChanged
-    | PresenceChanged,
-    Field(discriminator="type"),
-]
+)
+"""Any event that names its conversation: every ``ChatEvent`` but ``PresenceChanged``."""
+
+ChatEvent = Annotated[ConversationEvent | PresenceChanged, Field(discriminator="type")]
 """Any event published by the chat service."""
 
 

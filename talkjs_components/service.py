@@ -87,6 +87,7 @@ from .models import (
     ChatEvent,
     Conversation,
     ConversationAttributes,
+    ConversationEvent,
     ConversationUpdated,
     EventsPage,
     Id,
@@ -171,16 +172,6 @@ The broker delivers on the next turns of the event loop, so only the
 payloads of one burst of publishes wait here. An entry over the limit is
 dropped, and its payload is then decoded like any other.
 """
-
-_ConversationEvent = (
-    MessageSent
-    | ConversationUpdated
-    | MessagesRead
-    | MessageEdited
-    | MessageDeleted
-    | TypingChanged
-)
-"""Any event that names its conversation: every ``ChatEvent`` but ``PresenceChanged``."""
 
 
 class _OwnPayload(NamedTuple):
@@ -1724,7 +1715,7 @@ def _authorize_read(user_id: str, conversation_id: str, conversation: Conversati
     _require_participant(user_id, _require_found(conversation_id, conversation))
 
 
-def _recipients(event: _ConversationEvent) -> list[str]:
+def _recipients(event: ConversationEvent) -> list[str]:
     """Return who receives ``event``, live and by replay alike.
 
     These are the participants in the event's ``conversation``, which the
@@ -1743,7 +1734,7 @@ def _recipients(event: _ConversationEvent) -> list[str]:
 # run inside the write transaction and return None when nothing changed.
 
 
-def _logged(event: _ConversationEvent) -> NewEvent:
+def _logged(event: ConversationEvent) -> NewEvent:
     return NewEvent(event, _recipients(event))
 
 

@@ -24,6 +24,7 @@ from talkjs_components.models import (
     ChatEvent,
     Conversation,
     ConversationAttributes,
+    ConversationEvent,
     ConversationUpdated,
     MessageSent,
     MessagesPage,
@@ -1442,11 +1443,9 @@ async def test_invalid_presence_payload_ignored(
 
 
 def test_conversation_events_are_all_but_presence() -> None:
-    # service.py spells out the union of events that name a conversation;
-    # a new event type must be added there too.
     union = typing.get_args(ChatEvent)[0]
     expected = set(typing.get_args(union)) - {PresenceChanged}
-    assert set(typing.get_args(service_module._ConversationEvent)) == expected
+    assert set(typing.get_args(ConversationEvent)) == expected
 
 
 async def test_invalid_payloads_logged_once_per_interval(
