@@ -61,7 +61,7 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Add to a failed test's report what the server processes logged during it.
 
-    A browser test sees a server only through the page, so its log is often
+    A browser test reaches a server only through the page, so its log is often
     the only record of why an expected update never came. A failure in
     teardown after one in the call shows only the lines written in between.
     """

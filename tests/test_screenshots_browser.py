@@ -80,8 +80,8 @@ DECODE_SHOWN_PICTURES = """async () => {
         observer.observe(image);
     });
     const images = Array.from(document.images);
-    const shown = await Promise.all(images.map(intersecting));
-    await Promise.all(images.filter((_, index) => shown[index]).map((image) => image.decode()));
+    const inView = await Promise.all(images.map(intersecting));
+    await Promise.all(images.filter((_, index) => inView[index]).map((image) => image.decode()));
 }"""
 """Wait until every picture in the viewport has loaded; reject if one fails to load.
 

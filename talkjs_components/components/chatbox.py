@@ -538,17 +538,17 @@ def _Presence(session: TalkSession, conversation: Conversation) -> VdomDict:
 
     @use_async_effect(dependencies=[session, conversation.id, tuple(others)])
     async def follow() -> None:
-        # Changes heard while the online_users query runs. Its result may
+        # Presence changes received while the online_users query runs. Its result may
         # predate them, so they are applied on top of it. A change that the
         # result already contains is applied twice, which does no harm.
-        heard: dict[str, bool] = {}
+        changes_during_query: dict[str, bool] = {}
 
         def on_event(event: ChatEvent) -> None:
             # A presence event names no conversation, so it concerns this one
             # when its user is a participant.
             if isinstance(event, PresenceChanged) and event.user_id in conversation.participants:
                 user_id = event.user_id
-                heard[user_id] = event.online
+                changes_during_query[user_id] = event.online
                 if event.online:
                     set_online(lambda old: old | {user_id})
                 else:
@@ -561,7 +561,7 @@ def _Presence(session: TalkSession, conversation: Conversation) -> VdomDict:
             except ChatError as exc:
                 logger.debug("presence of %r unknown: %s", others, exc.message)
             else:
-                for user_id, is_online in heard.items():
+                for user_id, is_online in changes_during_query.items():
                     if is_online:
                         found.add(user_id)
                     else:
